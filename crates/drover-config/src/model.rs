@@ -1,0 +1,201 @@
+//! The validated configuration: what the rest of drover reads. Every value here has been checked
+//! and defaulted by the parser (`parse.rs`); nothing downstream re-validates.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drover_core::{MemberSpec, PolicyKind};
+use regex::Regex;
+
+/// A whole drover config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages and reload).
+    pub path: PathBuf,
+    pub server: Server,
+    /// `[admin]`; absent = no admin listener.
+    pub admin: Option<Admin>,
+    /// `[[listener]]`, in file order.
+    pub listeners: Vec<Listener>,
+    /// `[farm.<name>]`, in file order.
+    pub farms: Vec<Farm>,
+}
+
+impl Config {
+    pub fn farm(&self, name: &str) -> Option<&Farm> {
+        self.farms.iter().find(|f| f.name == name)
+    }
+}
+
+/// `[server]`: process-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// `threads`: worker threads; 0 = one per CPU. The CLI's `--threads` overrides it. Default 0.
+    pub threads: usize,
+    /// `grace`: how long in-flight requests may run after SIGTERM/SIGINT. Default 30s.
+    pub grace: Duration,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// `listen`: default 127.0.0.1:9090.
+    pub listen: SocketAddr,
+}
+
+/// `[[listener]]`: addresses drover accepts clients on, and the routes that apply to them.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// `name`: default `listener<N>` (1-based position in the file).
+    pub name: String,
+    /// `listen`: one address or a list ("127.0.0.1:8080", "[::1]:8080"). Required.
+    pub listen: Vec<SocketAddr>,
+    /// `[[listener.route]]` in file order, then the listener's `farm` key as a catch-all route.
+    pub routes: Vec<Route>,
+    pub limits: Limits,
+    /// `idle_timeout`: a keep-alive client connection with no request for this long is closed.
+    /// Default 60s.
+    pub idle_timeout: Duration,
+    /// `trusted_proxies`: CIDRs whose `X-Forwarded-*`/`Forwarded` headers are kept and appended
+    /// to; from anyone else they are removed and replaced. Default: none trusted.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `forwarded_headers`: which forwarding headers to add: "x-forwarded", "forwarded", "both"
+    /// or "none". Default "x-forwarded".
+    pub forwarding: Forwarding,
+}
+
+/// Request limits of a listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `max_header_bytes`: the whole request head; larger gets 431. Default 16KiB, at least 8KiB.
+    pub max_header_bytes: usize,
+    /// `max_headers`: header count; more gets 431. Default 100.
+    pub max_headers: usize,
+    /// `max_uri_bytes`: longer request targets get 414. Default 8KiB.
+    pub max_uri_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    pub x_forwarded: bool,
+    pub forwarded: bool,
+}
+
+/// An IP network, `10.0.0.0/8` or a bare address (= /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `[[listener.route]]`: a rule matched in order; the first match wins.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `host`: exact host (port ignored, case-insensitive) or `*.example.com`. Default: any.
+    pub host: Option<String>,
+    /// `path` (a prefix) or `regex` (matched against the path); at most one. Default: any.
+    pub path: PathMatch,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Any,
+    Prefix(String),
+    Regex(Regex),
+}
+
+/// What a route does with a request: exactly one of the route's `farm`, `exclude`, `redirect`,
+/// `respond` keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `farm = "app"`: proxy to that farm.
+    Farm(String),
+    /// `exclude = true`: not proxied (Apache's `ProxyPass /x !`); answered 404.
+    Exclude,
+    /// `redirect = "https://..."`, with `status` (301, 302, 303, 307, 308; default 302).
+    Redirect { location: String, status: u16 },
+    /// `respond = { status = 200, body = "...", content_type = "text/plain" }`.
+    Respond(Page),
+}
+
+/// A fixed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub status: u16,
+    pub body: String,
+    /// Default "text/plain; charset=utf-8".
+    pub content_type: String,
+}
+
+/// `[farm.<name>]`.
+#[derive(Debug, Clone)]
+pub struct Farm {
+    pub name: String,
+    /// `policy` (+ `hash_key`, `hash_bound` for "hash"). Default round-robin.
+    pub policy: PolicyKind,
+    /// `members` (array of tables). At least one.
+    pub members: Vec<MemberSpec>,
+    /// `max_connections`: per member, open upstream connections (0 = unlimited). Default 0.
+    pub max_connections: u32,
+    /// `pool_idle_timeout`: idle pooled upstream connections are closed after this. Default 60s.
+    pub pool_idle_timeout: Duration,
+    /// `max_idle_per_member`: idle connections kept per member per worker thread. Default 64.
+    pub max_idle_per_member: usize,
+    pub timeouts: Timeouts,
+    /// `retries`: how many other members a request may try after a connect failure. Default 3.
+    pub retries: u32,
+    /// `preserve_host`: pass the client's Host header (true) or use the member's address. Default true.
+    pub preserve_host: bool,
+    /// `rewrite_location`: rewrite `Location`/`Content-Location` naming a member's own address to the
+    /// client-facing host (Apache's `ProxyPassReverse`). Default true.
+    pub rewrite_location: bool,
+    /// `[farm.<name>.outage]`: what to answer when no member is ready. Default a 503 page.
+    pub outage: Outage,
+}
+
+/// Upstream timeouts of a farm; answered 504 (or 502 for connect) when exceeded before the response
+/// head; a body stalled past `idle` or running past `total` is cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `connect_timeout`: default 3s.
+    pub connect: Duration,
+    /// `first_byte_timeout`: from request sent to response head. Default 60s.
+    pub first_byte: Duration,
+    /// `idle_timeout`: longest silence while streaming the response body. Default 60s.
+    pub idle: Duration,
+    /// `total_timeout`: the whole exchange; `0s` = no limit. Default 0s.
+    pub total: Option<Duration>,
+}
+
+/// What a farm answers when no member is ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outage {
+    /// `page = { status, body, content_type }` (status default 503).
+    Page(Page),
+    /// `redirect = "https://status.example.com/"` (302).
+    Redirect(String),
+    /// `sorry = "127.0.0.1:9999"`: proxy to this server instead.
+    Sorry(SocketAddr),
+}

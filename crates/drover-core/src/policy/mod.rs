@@ -1,0 +1,211 @@
+//! Policies: how a farm picks a member for a request.
+//!
+//! Contract (in the spirit of pingora's `BackendSelection`): a policy is **built** once from a
+//! farm's member list (that is where any allocation happens: a weighted sequence, a hash ring) and
+//! then **picks** for every request with no lock and no allocation, reading member flags and
+//! counters through atomics. The farm snapshot is immutable; when members or weights change, the
+//! owner builds a new [`crate::Farm`] and swaps it in.
+//!
+//! A pick considers only members that [`MemberState::accepts_new`](crate::MemberState::accepts_new)
+//! and that the [`PickContext`] has not excluded (members already tried for this request). It
+//! returns `None` only when no member is eligible; the caller then runs the farm's outage action.
+//!
+//! Later issues extend this into pipelines of stages (filter / sample / order); a pipeline is
+//! itself a `Policy`.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::Member;
+use crate::rng::Rng;
+
+mod hash_ring;
+mod least_conn;
+mod p2c;
+mod random;
+mod round_robin;
+mod weighted;
+
+pub use hash_ring::ConsistentHash;
+pub use least_conn::LeastConn;
+pub use p2c::P2c;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use weighted::Weighted;
+
+/// Where the `hash` policy takes its key from. Extracting the key is the proxy's job; the policy
+/// receives its 64-bit hash in [`PickContext::key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address (source affinity).
+    Source,
+    /// The value of a request header.
+    Header(String),
+    /// The value of a request cookie.
+    Cookie(String),
+}
+
+/// The policies a farm can name in its config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's algorithm).
+    Weighted,
+    /// Fewest in-flight requests relative to weight.
+    LeastConn,
+    /// Uniform random, weighted.
+    Random,
+    /// Power of two choices: the less loaded (in-flight / weight) of two random members.
+    P2c,
+    /// Consistent hashing on a key, with bounded load: no member takes more than `bound` times the
+    /// average in-flight load (`bound` <= 0 disables the bound).
+    Hash { key: HashKey, bound: f64 },
+}
+
+impl PolicyKind {
+    /// The name used in config files and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PolicyKind::RoundRobin => "round-robin",
+            PolicyKind::Weighted => "weighted",
+            PolicyKind::LeastConn => "least-conn",
+            PolicyKind::Random => "random",
+            PolicyKind::P2c => "p2c",
+            PolicyKind::Hash { .. } => "hash",
+        }
+    }
+
+    /// Every policy name accepted in config, for error messages.
+    pub const NAMES: &'static [&'static str] =
+        &["round-robin", "weighted", "least-conn", "random", "p2c", "hash"];
+
+    /// Builds the policy for this member list.
+    pub fn build(&self, members: &[Arc<Member>]) -> Box<dyn Policy> {
+        match self {
+            PolicyKind::RoundRobin => Box::new(RoundRobin::new()),
+            PolicyKind::Weighted => Box::new(Weighted::new(members)),
+            PolicyKind::LeastConn => Box::new(LeastConn::new()),
+            PolicyKind::Random => Box::new(Random::new(members)),
+            PolicyKind::P2c => Box::new(P2c::new()),
+            PolicyKind::Hash { bound, .. } => Box::new(ConsistentHash::new(members, *bound)),
+        }
+    }
+}
+
+/// Most members one request may try (first attempt plus retries).
+pub const MAX_TRIES: usize = 8;
+
+/// Per-request inputs to a pick. Lives on the stack; never allocates.
+#[derive(Debug, Clone)]
+pub struct PickContext {
+    /// Hash of the request's key for the `hash` policy (`None`: key absent; the policy falls back
+    /// to an even spread).
+    pub key: Option<u64>,
+    pub rng: Rng,
+    tried: [u32; MAX_TRIES],
+    tried_len: u8,
+}
+
+impl PickContext {
+    pub fn new(rng: Rng) -> Self {
+        PickContext {
+            key: None,
+            rng,
+            tried: [0; MAX_TRIES],
+            tried_len: 0,
+        }
+    }
+
+    pub fn with_key(mut self, key: Option<u64>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Marks member `index` as tried, so later picks for this request skip it.
+    /// Returns false when the context is full ([`MAX_TRIES`]).
+    pub fn exclude(&mut self, index: usize) -> bool {
+        if usize::from(self.tried_len) == MAX_TRIES {
+            return false;
+        }
+        self.tried[usize::from(self.tried_len)] = index as u32;
+        self.tried_len += 1;
+        true
+    }
+
+    pub fn tries(&self) -> usize {
+        usize::from(self.tried_len)
+    }
+
+    #[inline]
+    pub fn is_excluded(&self, index: usize) -> bool {
+        self.tried[..usize::from(self.tried_len)].contains(&(index as u32))
+    }
+
+    /// May member `index` be chosen: accepts new sessions and not yet tried.
+    #[inline]
+    pub fn eligible(&self, members: &[Arc<Member>], index: usize) -> bool {
+        members[index].state.accepts_new() && !self.is_excluded(index)
+    }
+}
+
+/// A built selection rule over one farm's members.
+pub trait Policy: Send + Sync + Debug {
+    /// The config name of this policy.
+    fn name(&self) -> &'static str;
+
+    /// The index in `members` of the member to use, or `None` when none is eligible.
+    /// `members` is the same slice the policy was built from.
+    fn pick(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Option<usize>;
+}
+
+/// First eligible member scanning from `start`, wrapping around. The fallback of every policy
+/// whose preferred candidate is not eligible.
+#[inline]
+pub(crate) fn scan_from(members: &[Arc<Member>], ctx: &PickContext, start: usize) -> Option<usize> {
+    let n = members.len();
+    (0..n).map(|i| (start + i) % n).find(|&i| ctx.eligible(members, i))
+}
+
+/// `a` is less loaded than `b`: in-flight / weight, compared by cross-multiplying (no division).
+#[inline]
+pub(crate) fn less_loaded(members: &[Arc<Member>], a: usize, b: usize) -> bool {
+    let (ma, mb) = (&members[a], &members[b]);
+    let la = u64::from(ma.stats.in_flight()) * u64::from(mb.state.weight());
+    let lb = u64::from(mb.stats.in_flight()) * u64::from(ma.state.weight());
+    la < lb
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the policies' seeded spread tests.
+    use super::*;
+    use crate::MemberSpec;
+
+    pub fn members(weights: &[u32]) -> Vec<Arc<Member>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                Arc::new(Member::new(MemberSpec {
+                    name: format!("m{i}"),
+                    addr: format!("127.0.0.1:{}", 9001 + i).parse().unwrap(),
+                    weight: w,
+                    route: None,
+                    enabled: true,
+                }))
+            })
+            .collect()
+    }
+
+    /// Picks `n` times with a fresh context each time (seeded), counting picks per member.
+    pub fn spread(policy: &dyn Policy, members: &[Arc<Member>], n: usize, seed: u64) -> Vec<usize> {
+        let mut counts = vec![0; members.len()];
+        let mut rng = Rng::new(seed);
+        for _ in 0..n {
+            let mut ctx = PickContext::new(Rng::new(rng.next_u64()));
+            let i = policy.pick(members, &mut ctx).expect("an eligible member");
+            counts[i] += 1;
+        }
+        counts
+    }
+}
