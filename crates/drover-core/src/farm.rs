@@ -19,12 +19,19 @@ pub struct Farm {
 impl Farm {
     /// Builds a farm from fresh members.
     pub fn new(name: impl Into<String>, kind: PolicyKind, specs: Vec<MemberSpec>) -> Self {
-        let members = specs.into_iter().map(|s| Arc::new(Member::new(s))).collect();
+        let members = specs
+            .into_iter()
+            .map(|s| Arc::new(Member::new(s)))
+            .collect();
         Self::with_members(name, kind, members)
     }
 
     /// Builds a farm over existing members (keeping their runtime state).
-    pub fn with_members(name: impl Into<String>, kind: PolicyKind, members: Vec<Arc<Member>>) -> Self {
+    pub fn with_members(
+        name: impl Into<String>,
+        kind: PolicyKind,
+        members: Vec<Arc<Member>>,
+    ) -> Self {
         let policy = kind.build(&members);
         Farm {
             name: name.into(),
@@ -51,6 +58,9 @@ impl Farm {
 
     /// Number of members that accept new sessions.
     pub fn ready_count(&self) -> usize {
-        self.members.iter().filter(|m| m.state.accepts_new()).count()
+        self.members
+            .iter()
+            .filter(|m| m.state.accepts_new())
+            .count()
     }
 }

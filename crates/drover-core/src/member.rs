@@ -6,7 +6,7 @@
 //! returns whether it changed anything, so the caller can log and count each flip exactly once.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 /// What a member is, as configured: the part that does not change while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +235,10 @@ mod tests {
         let m = member();
         assert!(m.state.is_ready() && m.state.accepts_new());
         assert!(m.state.set(Flag::Up, false));
-        assert!(!m.state.set(Flag::Up, false), "second identical write is not a flip");
+        assert!(
+            !m.state.set(Flag::Up, false),
+            "second identical write is not a flip"
+        );
         assert!(!m.state.is_ready());
         assert!(m.state.get(Flag::On), "health never touches on/off");
         assert!(m.state.set(Flag::Up, true));
@@ -247,7 +250,10 @@ mod tests {
 
     #[test]
     fn disabled_member_is_not_ready() {
-        let m = Member::new(MemberSpec { enabled: false, ..member().spec });
+        let m = Member::new(MemberSpec {
+            enabled: false,
+            ..member().spec
+        });
         assert!(!m.state.is_ready());
     }
 

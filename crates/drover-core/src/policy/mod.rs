@@ -16,8 +16,8 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::Member;
 use crate::rng::Rng;
+use crate::Member;
 
 mod hash_ring;
 mod least_conn;
@@ -59,7 +59,10 @@ pub enum PolicyKind {
     P2c,
     /// Consistent hashing on a key, with bounded load: no member takes more than `bound` times the
     /// average in-flight load (`bound` <= 0 disables the bound).
-    Hash { key: HashKey, bound: f64 },
+    Hash {
+        key: HashKey,
+        bound: f64,
+    },
 }
 
 impl PolicyKind {
@@ -76,8 +79,14 @@ impl PolicyKind {
     }
 
     /// Every policy name accepted in config, for error messages.
-    pub const NAMES: &'static [&'static str] =
-        &["round-robin", "weighted", "least-conn", "random", "p2c", "hash"];
+    pub const NAMES: &'static [&'static str] = &[
+        "round-robin",
+        "weighted",
+        "least-conn",
+        "random",
+        "p2c",
+        "hash",
+    ];
 
     /// Builds the policy for this member list.
     pub fn build(&self, members: &[Arc<Member>]) -> Box<dyn Policy> {
@@ -163,7 +172,9 @@ pub trait Policy: Send + Sync + Debug {
 #[inline]
 pub(crate) fn scan_from(members: &[Arc<Member>], ctx: &PickContext, start: usize) -> Option<usize> {
     let n = members.len();
-    (0..n).map(|i| (start + i) % n).find(|&i| ctx.eligible(members, i))
+    (0..n)
+        .map(|i| (start + i) % n)
+        .find(|&i| ctx.eligible(members, i))
 }
 
 /// `a` is less loaded than `b`: in-flight / weight, compared by cross-multiplying (no division).
@@ -179,7 +190,7 @@ pub(crate) fn less_loaded(members: &[Arc<Member>], a: usize, b: usize) -> bool {
 pub(crate) mod testing {
     //! Helpers shared by the policies' seeded spread tests.
     use super::*;
-    use crate::MemberSpec;
+    use crate::{Flag, MemberSpec};
 
     pub fn members(weights: &[u32]) -> Vec<Arc<Member>> {
         weights
@@ -197,6 +208,63 @@ pub(crate) mod testing {
             .collect()
     }
 
+    /// The eligibility contract every policy must keep: an empty farm, and members that are down,
+    /// off, out, draining or already tried, are never picked; `None` exactly when nothing is
+    /// eligible. Picks run with and without a hash key, and the one eligible member is made the
+    /// most loaded, so a load-aware policy cannot prefer an idle ineligible one.
+    pub fn check_eligibility(build: impl Fn(&[Arc<Member>]) -> Box<dyn Policy>) {
+        let pick = |p: &dyn Policy, ms: &[Arc<Member>], seed: u64, tried: &[usize]| {
+            let key = (seed & 1 == 0).then(|| crate::hash::mix(seed));
+            let mut ctx = PickContext::new(Rng::new(seed)).with_key(key);
+            for &i in tried {
+                assert!(ctx.exclude(i));
+            }
+            p.pick(ms, &mut ctx)
+        };
+        assert_eq!(pick(&*build(&[]), &[], 1, &[]), None, "empty farm");
+
+        let ms = members(&[3, 1, 2, 1, 1]);
+        let p = build(&ms);
+        let name = p.name();
+        for seed in 0..100 {
+            assert!(pick(&*p, &ms, seed, &[]).is_some(), "{name}: all ready");
+        }
+        (0..5).for_each(|_| ms[4].stats.start());
+        ms[0].state.set(Flag::Up, false);
+        ms[1].state.set(Flag::On, false);
+        ms[2].state.set(Flag::Draining, true);
+        ms[3].state.set(Flag::In, false);
+        for seed in 0..100 {
+            assert_eq!(
+                pick(&*p, &ms, seed, &[]),
+                Some(4),
+                "{name}: only m4 is eligible"
+            );
+            assert_eq!(pick(&*p, &ms, seed, &[4]), None, "{name}: m4 already tried");
+        }
+        ms[2].state.set(Flag::Draining, false);
+        for seed in 0..100 {
+            assert_eq!(
+                pick(&*p, &ms, seed, &[4]),
+                Some(2),
+                "{name}: m4 tried, m2 back"
+            );
+            assert_eq!(pick(&*p, &ms, seed, &[2, 4]), None, "{name}: both tried");
+        }
+        for (flag, m) in [(Flag::Up, 0), (Flag::On, 1), (Flag::In, 3)] {
+            ms[m].state.set(flag, true);
+        }
+        for seed in 0..100 {
+            assert_eq!(
+                pick(&*p, &ms, seed, &[0, 1, 2, 3]),
+                Some(4),
+                "{name}: others tried"
+            );
+            let i = pick(&*p, &ms, seed, &[4]).unwrap();
+            assert!(i < 4, "{name}");
+        }
+    }
+
     /// Picks `n` times with a fresh context each time (seeded), counting picks per member.
     pub fn spread(policy: &dyn Policy, members: &[Arc<Member>], n: usize, seed: u64) -> Vec<usize> {
         let mut counts = vec![0; members.len()];
@@ -207,5 +275,44 @@ pub(crate) mod testing {
             counts[i] += 1;
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{check_eligibility, members};
+    use super::*;
+
+    fn kinds() -> Vec<PolicyKind> {
+        vec![
+            PolicyKind::RoundRobin,
+            PolicyKind::Weighted,
+            PolicyKind::LeastConn,
+            PolicyKind::Random,
+            PolicyKind::P2c,
+            PolicyKind::Hash {
+                key: HashKey::Source,
+                bound: 0.0,
+            },
+            PolicyKind::Hash {
+                key: HashKey::Source,
+                bound: 1.25,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_policy_keeps_the_eligibility_contract() {
+        for kind in kinds() {
+            check_eligibility(|ms| kind.build(ms));
+        }
+    }
+
+    #[test]
+    fn built_policy_names_match_config_names() {
+        for kind in kinds() {
+            assert_eq!(kind.build(&members(&[1])).name(), kind.name());
+            assert!(PolicyKind::NAMES.contains(&kind.name()));
+        }
     }
 }
