@@ -1,3 +1,149 @@
-fn main() {
-    println!("Hello, world!");
+//! drover: the one binary — `serve`, `check`, `demo`.
+//!
+//! Where it sits: on top of everything. It parses the command line, loads and validates the config
+//! with `drover-config`, starts the data plane (`drover-proxy`) and the small read-only admin
+//! listener ([`admin`]), and turns SIGTERM/SIGINT into a graceful shutdown. `demo` starts three
+//! `drover-testkit` members first, so a newcomer sees drover balance with one command.
+//!
+//! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
+
+mod admin;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use drover_proxy::{Options, Proxy};
+
+// mimalloc: measured against glibc malloc in bench/peers (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "drover", version, about = "A load-aware, highly available HTTP load balancer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the balancer.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Worker threads (overrides `server.threads`; 0 = one per CPU).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Validate a config file: prints `ok`, or every error with file:line, and exits non-zero.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a complete demo: three test members, a listener on 127.0.0.1:8080, admin on 127.0.0.1:9090.
+    Demo {
+        /// Listener address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Admin address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => return check(&config),
+        Command::Serve { config, threads } => serve(&config, threads),
+        Command::Demo { listen, admin } => demo::run(listen, admin),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drover: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match drover_config::load(path) {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            if !errors.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the open-files soft limit to the hard limit: every client and member connection is a
+/// file descriptor, and the usual soft limit of 1024 is far below what a balancer holds.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
+}
+
+fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
+    let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    raise_fd_limit();
+    let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
+    run_until_signal(proxy, config.admin.map(|a| a.listen))
+}
+
+fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    rt.block_on(serve_until_signal(proxy, admin))
+}
+
+/// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
+pub(crate) async fn serve_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    {
+        let proxy = std::sync::Arc::new(proxy);
+        if let Some(addr) = admin {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on admin address {addr}"))?;
+            tracing::info!(%addr, "admin listening");
+            tokio::spawn(admin::serve(listener, std::sync::Arc::clone(&proxy)));
+        }
+        wait_for_signal().await?;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        proxy.shutdown();
+        proxy.stopped().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

@@ -1,0 +1,287 @@
+//! Bodies: the response body drover sends to clients and the request body it sends to members.
+//!
+//! Both stream frame by frame with backpressure from hyper: nothing is buffered whole, whatever
+//! the size. The upstream response body carries the [`Exchange`] of its request: when the body
+//! ends cleanly the member connection goes back to its pool; when the body is dropped (client gone,
+//! timeout, member error) the connection is closed; either way the member counters are settled
+//! once, in `Drop`.
+//!
+//! Timeouts while streaming (`idle_timeout`, `total_timeout` of the farm) are enforced here with one
+//! timer that is created only if the body is not already buffered, so small responses cost no timer.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use drover_core::Member;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use tokio::time::{Instant, Sleep};
+
+use crate::pool::Upstream;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The body of a response drover sends to a client.
+pub enum ProxyBody {
+    /// A body drover produced itself (error pages, redirects, fixed answers).
+    Full(Option<Bytes>),
+    /// A member's response, streamed.
+    Upstream(UpstreamBody),
+}
+
+impl ProxyBody {
+    pub fn full(bytes: Bytes) -> Self {
+        ProxyBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    pub fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream(u) => Pin::new(u).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Upstream(u) => u.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Upstream(u) => u.inner.size_hint(),
+        }
+    }
+}
+
+/// One request's use of a member: its pooled connection while the response streams, and the
+/// bookkeeping settled when it ends.
+pub struct Exchange {
+    upstream: Arc<Upstream>,
+    conn: Option<SendRequest<UpBody>>,
+    worker: usize,
+    latency_ns: Option<u64>,
+    bytes_out: u64,
+    ok: bool,
+}
+
+impl Exchange {
+    /// Starts the exchange: counts the request as in flight on the member.
+    pub fn start(upstream: Arc<Upstream>, worker: usize) -> Self {
+        upstream.member.stats.start();
+        Exchange {
+            upstream,
+            conn: None,
+            worker,
+            latency_ns: None,
+            bytes_out: 0,
+            ok: false,
+        }
+    }
+
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+
+    /// The response head arrived after `latency`; keep `conn` until the body ends.
+    pub fn headers_received(&mut self, latency: Duration, conn: Option<SendRequest<UpBody>>) {
+        self.latency_ns = Some(latency.as_nanos() as u64);
+        self.conn = conn;
+    }
+
+    /// The response ended cleanly: the connection may serve another request.
+    fn complete(&mut self) {
+        self.ok = true;
+        if let Some(conn) = self.conn.take() {
+            self.upstream.checkin(self.worker, conn);
+        }
+    }
+
+    /// The exchange succeeded without a body to stream (e.g. a 101 handed over to a tunnel).
+    pub fn succeed(mut self) {
+        self.ok = true;
+        self.conn = None;
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let stats = &self.upstream.member.stats;
+        stats.add_bytes(0, self.bytes_out);
+        stats.finish(self.ok, self.latency_ns);
+        // A connection still held here did not finish its response: dropping it closes it.
+    }
+}
+
+/// A member's response body on its way to the client.
+pub struct UpstreamBody {
+    inner: Incoming,
+    exchange: Exchange,
+    idle: Duration,
+    deadline: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl UpstreamBody {
+    pub fn new(inner: Incoming, mut exchange: Exchange, idle: Duration, deadline: Option<Instant>) -> Self {
+        if inner.is_end_stream() {
+            exchange.complete();
+        }
+        UpstreamBody {
+            inner,
+            exchange,
+            idle,
+            deadline,
+            timer: None,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + self.idle;
+        self.deadline.map_or(idle, |d| d.min(idle))
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.exchange.bytes_out += data.len() as u64;
+                }
+                if this.timer.is_some() {
+                    let at = this.next_deadline();
+                    if let Some(t) = this.timer.as_mut() {
+                        t.as_mut().reset(at);
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.exchange.complete();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                this.exchange.complete();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.timer.is_none() {
+                    this.timer = Some(Box::pin(tokio::time::sleep_until(this.next_deadline())));
+                }
+                let timer = this.timer.as_mut().map(|t| t.as_mut().poll(cx));
+                ready!(timer.unwrap_or(Poll::Pending));
+                tracing::warn!(
+                    member = this.exchange.upstream.member.name(),
+                    "response body stalled past idle_timeout or ran past total_timeout; cut off"
+                );
+                Poll::Ready(Some(Err("member response body timed out".into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The body of a request drover sends to a member.
+pub enum UpBody {
+    /// No body (GET and friends): cheap to recreate, so such requests can be retried.
+    Empty,
+    /// The client's body, streamed; its bytes are counted into the member's `bytes_in`.
+    Client(Incoming, ByteCount),
+}
+
+impl UpBody {
+    pub fn client(inner: Incoming, member: Arc<Member>) -> Self {
+        UpBody::Client(inner, ByteCount { member, bytes: 0 })
+    }
+
+    /// The client's body back, from a request that was not sent.
+    pub fn into_client(self) -> Option<Incoming> {
+        match self {
+            UpBody::Empty => None,
+            UpBody::Client(inner, _) => Some(inner),
+        }
+    }
+}
+
+/// Bytes of a request body sent to a member, added to its counters when the body is dropped.
+pub struct ByteCount {
+    member: Arc<Member>,
+    bytes: u64,
+}
+
+impl Drop for ByteCount {
+    fn drop(&mut self) {
+        self.member.stats.add_bytes(self.bytes, 0);
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpBody::Empty => Poll::Ready(None),
+            UpBody::Client(inner, count) => {
+                let frame = ready!(Pin::new(inner).poll_frame(cx));
+                if let Some(Ok(f)) = &frame
+                    && let Some(d) = f.data_ref()
+                {
+                    count.bytes += d.len() as u64;
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Empty => true,
+            UpBody::Client(inner, _) => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Empty => SizeHint::with_exact(0),
+            UpBody::Client(inner, _) => inner.size_hint(),
+        }
+    }
+}

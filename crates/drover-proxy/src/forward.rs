@@ -1,0 +1,293 @@
+//! Forwarding: the header rewrites between client and member.
+//!
+//! Request (client → member): hop-by-hop headers removed (RFC 9110 §7.6.1: `Connection` and the
+//! headers it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`,
+//! `Upgrade`); forwarding headers set: `X-Forwarded-For` / `-Proto` / `-Host` and/or RFC 7239
+//! `Forwarded`. Forwarding headers that arrive from a client outside `trusted_proxies` are removed
+//! and replaced (a client must not be able to claim another address); from a trusted proxy they
+//! are kept and drover appends its own hop.
+//!
+//! Response (member → client): hop-by-hop headers removed; `Location` and `Content-Location` that
+//! name the member's own address rewritten to the address the client used (Apache's
+//! `ProxyPassReverse`).
+//!
+//! Cost: the client address header value is built once per connection ([`ClientAddr`]) and cloned
+//! by reference count per request; no allocation unless a header has to be appended to or rewritten.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that apply to one connection only, never forwarded.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static HTTP: HeaderValue = HeaderValue::from_static("http");
+static UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// The client's address, formatted once per connection.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    pub ip: IpAddr,
+    /// For `X-Forwarded-For`: `192.0.2.1` or `2001:db8::1`.
+    pub xff: HeaderValue,
+    /// For `Forwarded: for=`: `192.0.2.1` or `"[2001:db8::1]"` (RFC 7239 quotes v6).
+    pub forwarded_for: Bytes,
+    /// Whether this client may send forwarding headers.
+    pub trusted: bool,
+}
+
+impl ClientAddr {
+    pub fn new(peer: SocketAddr, trusted: bool) -> Self {
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let text = ip.to_string();
+        let forwarded_for = match ip {
+            IpAddr::V4(_) => Bytes::from(text.clone()),
+            IpAddr::V6(_) => Bytes::from(format!("\"[{text}]\"")),
+        };
+        ClientAddr {
+            ip,
+            xff: HeaderValue::from_maybe_shared(Bytes::from(text)).expect("an IP address is a valid header value"),
+            forwarded_for,
+            trusted,
+        }
+    }
+}
+
+/// Which forwarding headers to set.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardSettings {
+    pub x_forwarded: bool,
+    pub forwarded: bool,
+}
+
+/// True when the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), b"upgrade"))
+}
+
+fn has_token(list: &[u8], token: &[u8]) -> bool {
+    list.split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        // Rare (mostly `Connection: keep-alive`/`close`/`upgrade`, which are removed anyway): only
+        // collect names when there is something unusual in it.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|t| t.trim_ascii())
+            .filter(|t| !t.is_empty() && !is_standard_connection_token(t))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+}
+
+fn is_standard_connection_token(t: &[u8]) -> bool {
+    t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"upgrade")
+}
+
+/// Prepares a client's request headers for the member. `host` is the client's Host (if any),
+/// `upgrade` whether to keep the protocol switch.
+pub fn request_headers(
+    headers: &mut HeaderMap,
+    client: &ClientAddr,
+    settings: ForwardSettings,
+    upgrade: bool,
+) {
+    let upgrade_value = if upgrade { headers.get(header::UPGRADE).cloned() } else { None };
+    strip_hop_by_hop(headers);
+    if let Some(u) = upgrade_value {
+        headers.insert(header::UPGRADE, u);
+        headers.insert(header::CONNECTION, UPGRADE.clone());
+    }
+    if !client.trusted {
+        for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &header::FORWARDED] {
+            if headers.contains_key(name) {
+                headers.remove(name);
+            }
+        }
+    }
+    if settings.x_forwarded {
+        set_x_forwarded(headers, client);
+    }
+    if settings.forwarded {
+        set_forwarded(headers, client);
+    }
+}
+
+fn set_x_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
+    match headers.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut v = BytesMut::with_capacity(prev.len() + 2 + client.xff.len());
+            v.put_slice(prev.as_bytes());
+            v.put_slice(b", ");
+            v.put_slice(client.xff.as_bytes());
+            if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
+                headers.insert(&X_FORWARDED_FOR, v);
+            }
+        }
+        None => {
+            headers.insert(&X_FORWARDED_FOR, client.xff.clone());
+        }
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(&X_FORWARDED_PROTO, HTTP.clone());
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
+
+fn set_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
+    let host = headers.get(header::HOST).map(|h| h.as_bytes());
+    let prev = headers.get(header::FORWARDED).map(|h| h.as_bytes());
+    let mut v = BytesMut::with_capacity(64);
+    if let Some(prev) = prev {
+        v.put_slice(prev);
+        v.put_slice(b", ");
+    }
+    v.put_slice(b"for=");
+    v.put_slice(&client.forwarded_for);
+    v.put_slice(b";proto=http");
+    if let Some(host) = host {
+        let quote = host.iter().any(|&b| b == b':' || b == b'[');
+        v.put_slice(b";host=");
+        if quote {
+            v.put_u8(b'"');
+        }
+        v.put_slice(host);
+        if quote {
+            v.put_u8(b'"');
+        }
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// Rewrites `Location` / `Content-Location` values that start with the member's own origin
+/// (`http://ip:port`) to the origin the client used (`http://<client Host>`).
+pub fn rewrite_location(headers: &mut HeaderMap, member_origin: &str, client_host: Option<&HeaderValue>) {
+    let Some(host) = client_host else { return };
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(v) = headers.get(&name) else { continue };
+        let Some(rest) = strip_origin(v.as_bytes(), member_origin.as_bytes()) else { continue };
+        let mut out = BytesMut::with_capacity(7 + host.len() + rest.len());
+        out.put_slice(b"http://");
+        out.put_slice(host.as_bytes());
+        out.put_slice(rest);
+        if let Ok(v) = HeaderValue::from_maybe_shared(out.freeze()) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// The part after `origin` when `value` is `origin` followed by nothing, `/`, `?` or `#`.
+fn strip_origin<'a>(value: &'a [u8], origin: &[u8]) -> Option<&'a [u8]> {
+    if value.len() < origin.len() || !value[..origin.len()].eq_ignore_ascii_case(origin) {
+        return None;
+    }
+    let rest = &value[origin.len()..];
+    matches!(rest.first(), None | Some(b'/' | b'?' | b'#')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const BOTH: ForwardSettings = ForwardSettings { x_forwarded: true, forwarded: true };
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn untrusted_client_cannot_spoof() {
+        let c = ClientAddr::new("192.0.2.7:5000".parse().unwrap(), false);
+        let mut h = map(&[("host", "example.com"), ("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
+        request_headers(&mut h, &c, BOTH, false);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert_eq!(h["forwarded"], "for=192.0.2.7;proto=http;host=example.com");
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_appended() {
+        let c = ClientAddr::new("[::1]:5000".parse().unwrap(), true);
+        let mut h = map(&[("host", "example.com:8080"), ("x-forwarded-for", "203.0.113.9"), ("forwarded", "for=203.0.113.9")]);
+        request_headers(&mut h, &c, BOTH, false);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, ::1");
+        assert_eq!(h["forwarded"], "for=203.0.113.9, for=\"[::1]\";proto=http;host=\"example.com:8080\"");
+    }
+
+    #[test]
+    fn upgrade_survives_when_asked() {
+        let c = ClientAddr::new("127.0.0.1:1".parse().unwrap(), false);
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(wants_upgrade(&h));
+        request_headers(&mut h, &c, BOTH, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn location_rewrite_only_for_the_member_origin() {
+        let host = HeaderValue::from_static("www.example.com");
+        let mut h = map(&[("location", "http://127.0.0.1:9001/next?x=1"), ("content-location", "http://127.0.0.1:90011/x")]);
+        rewrite_location(&mut h, "http://127.0.0.1:9001", Some(&host));
+        assert_eq!(h["location"], "http://www.example.com/next?x=1");
+        assert_eq!(h["content-location"], "http://127.0.0.1:90011/x", "another port is another origin");
+    }
+}

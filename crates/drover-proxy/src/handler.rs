@@ -1,0 +1,357 @@
+//! The request handler: one client request from route to response (steps 2–8 of the request path).
+//!
+//! Called by hyper for every request a listener's connection reads ([`handle`]). It matches the
+//! route, picks a member with the farm's policy, lends a pooled connection, forwards, retries when
+//! that is safe, runs the outage action when no member is ready, and hands back a streaming
+//! response whose body settles the member's counters when it ends.
+//!
+//! Retry rules (the retry budget of a later issue will bound them further):
+//! - a connect failure (refused, timed out) is always retried on another member: nothing was sent;
+//! - a request hyper could not write on a pooled connection that had just closed is retried: it
+//!   was never sent either;
+//! - a bodiless idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) whose member closed
+//!   the connection before any response byte is retried once on another member;
+//! - timeouts are never retried: the member may still be working on the request.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use drover_core::{PickContext, Rng, hash::hash_key};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tokio::time::{Instant, timeout_at};
+
+use crate::body::{Exchange, ProxyBody, UpBody, UpstreamBody};
+use crate::error::{self, Failure};
+use crate::forward::{self, ClientAddr};
+use crate::pool::Upstream;
+use crate::route::RouteAction;
+use crate::state::{FarmState, KeySource, ListenerState, OutageAction, Routing};
+use crate::upgrade;
+
+/// What every request on one client connection shares.
+pub struct ConnCtx {
+    pub routing: Arc<ArcSwap<Routing>>,
+    pub worker: usize,
+    pub listener: usize,
+    pub client: ClientAddr,
+}
+
+/// hyper's service function: never fails; every problem becomes an HTTP answer.
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let routing = ctx.routing.load_full();
+    let Some(listener) = routing.listeners.get(ctx.listener) else {
+        return Ok(error::text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable: listener is being reconfigured\n"));
+    };
+    if uri_len(req.uri()) > listener.max_uri_bytes {
+        tracing::info!(client = %ctx.client.ip, len = uri_len(req.uri()), "request target too long: 414");
+        return Ok(error::text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n"));
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.as_bytes())
+        .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
+    let action = listener.routes.find(host, req.uri().path());
+    Ok(match action {
+        None => error::text(StatusCode::NOT_FOUND, "404 Not Found: no route for this request\n"),
+        Some(RouteAction::Exclude) => error::text(StatusCode::NOT_FOUND, "404 Not Found\n"),
+        Some(RouteAction::Redirect { location, status }) => {
+            let mut res = Response::new(ProxyBody::empty());
+            *res.status_mut() = *status;
+            res.headers_mut().insert(header::LOCATION, location.clone());
+            res
+        }
+        Some(RouteAction::Respond { status, body, content_type }) => {
+            error::page(*status, body.clone(), content_type.clone())
+        }
+        Some(RouteAction::Farm(i)) => proxy(&ctx, listener, &routing.farms[*i], req).await,
+    })
+}
+
+fn uri_len(uri: &Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+thread_local! {
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::thread::current().id())
+}
+
+/// A fresh per-request random state from the worker's generator.
+fn rng() -> Rng {
+    RNG.with(|c| {
+        let mut r = Rng::new(c.get());
+        let s = r.next_u64();
+        c.set(s);
+        Rng::new(s)
+    })
+}
+
+/// The head of a request, kept so a bodiless idempotent request can be sent again.
+struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Template {
+    fn request(&self) -> Request<UpBody> {
+        let mut req = Request::new(UpBody::Empty);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// What one attempt at one member came to.
+enum Attempt {
+    Done(Response<ProxyBody>),
+    /// Failed without sending: the request comes back for another member.
+    NotSent(Failure, Request<UpBody>),
+    /// Failed after sending.
+    Sent(Failure),
+}
+
+struct Deadlines {
+    first_byte: Duration,
+    total: Option<Instant>,
+    idle: Duration,
+}
+
+async fn proxy(ctx: &ConnCtx, listener: &ListenerState, farm: &FarmState, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let deadlines = Deadlines {
+        first_byte: farm.timeouts.first_byte,
+        total: farm.timeouts.total.map(|t| started + t),
+        idle: farm.timeouts.idle,
+    };
+    let upgrade = forward::wants_upgrade(req.headers());
+    let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let key = farm.key.as_ref().and_then(|k| request_key(k, &ctx.client, req.headers()));
+
+    let (mut parts, body) = req.into_parts();
+    let client_host = parts.headers.get(header::HOST).cloned();
+    forward::request_headers(&mut parts.headers, &ctx.client, listener.forwarding, upgrade);
+    if !farm.preserve_host {
+        parts.headers.remove(header::HOST);
+    }
+    if parts.uri.scheme().is_some() {
+        parts.uri = origin_form(&parts.uri);
+    }
+    parts.version = Version::HTTP_11;
+    let bodiless = body.is_end_stream();
+    let template = (bodiless && !upgrade && idempotent(&parts.method)).then(|| Template {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+    });
+    let mut client_body = (!bodiless).then_some(body);
+    let mut pending = Some(parts);
+
+    let mut pick = PickContext::new(rng()).with_key(key);
+    let mut last_failure: Option<Failure> = None;
+    let mut resent = false;
+    let mut failures = 0u32;
+    loop {
+        let Some((index, member)) = farm.farm.pick(&mut pick) else {
+            return match last_failure {
+                None => outage(ctx, farm, pending, client_body, template.as_ref(), client_host.as_ref(), &deadlines).await,
+                Some(f) => f.response(),
+            };
+        };
+        pick.exclude(index);
+        let up = &farm.upstreams[index];
+        let req = match pending.take() {
+            Some(mut parts) => {
+                if !farm.preserve_host || !parts.headers.contains_key(header::HOST) {
+                    parts.headers.insert(header::HOST, up.authority.clone());
+                }
+                let body = match client_body.take() {
+                    None => UpBody::Empty,
+                    Some(inner) => UpBody::client(inner, Arc::clone(member)),
+                };
+                Request::from_parts(parts, body)
+            }
+            None => match &template {
+                Some(t) => t.request(),
+                None => return last_failure.unwrap_or(Failure::Upstream).response(),
+            },
+        };
+        let outcome = attempt(ctx, farm, up, req, &mut client_upgrade, &deadlines, client_host.as_ref()).await;
+        match outcome {
+            Attempt::Done(res) => return res,
+            Attempt::NotSent(f, req) => {
+                tracing::debug!(member = member.name(), failure = ?f, "not sent; trying another member");
+                // Not sent, so a streamed body is untouched: it goes to the next member.
+                let (parts, body) = req.into_parts();
+                pending = Some(parts);
+                client_body = body.into_client();
+                last_failure = Some(f);
+            }
+            Attempt::Sent(f) => {
+                let retry = matches!(f, Failure::Upstream) && template.is_some() && !resent;
+                tracing::warn!(member = member.name(), failure = ?f, retry, "member failed the request");
+                if !retry {
+                    return f.response();
+                }
+                resent = true;
+                last_failure = Some(f);
+            }
+        }
+        failures += 1;
+        if failures > farm.retries {
+            return last_failure.unwrap_or(Failure::Connect).response();
+        }
+    }
+}
+
+async fn attempt(
+    ctx: &ConnCtx,
+    farm: &FarmState,
+    up: &Arc<Upstream>,
+    req: Request<UpBody>,
+    client_upgrade: &mut Option<OnUpgrade>,
+    deadlines: &Deadlines,
+    client_host: Option<&http::HeaderValue>,
+) -> Attempt {
+    let lent = if client_upgrade.is_some() {
+        up.connect_upgradable().await.map(|conn| crate::pool::Lent { conn, reused: false })
+    } else {
+        up.acquire(ctx.worker).await
+    };
+    let mut lent = match lent {
+        Ok(l) => l,
+        Err(f) => return Attempt::NotSent(f, req),
+    };
+    if lent.conn.ready().await.is_err() {
+        // The pooled connection closed while idle; one fresh try on the same member.
+        lent = match up.acquire(ctx.worker).await {
+            Ok(l) => l,
+            Err(f) => return Attempt::NotSent(f, req),
+        };
+        if lent.conn.ready().await.is_err() {
+            return Attempt::NotSent(Failure::Connect, req);
+        }
+    }
+    let mut exchange = Exchange::start(Arc::clone(up), ctx.worker);
+    let sent = Instant::now();
+    let first_byte = sent + deadlines.first_byte;
+    let (limit, on_timeout) = match deadlines.total {
+        Some(t) if t < first_byte => (t, Failure::TotalTimeout),
+        _ => (first_byte, Failure::FirstByteTimeout),
+    };
+    let res = match timeout_at(limit, lent.conn.try_send_request(req)).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(mut e)) => {
+            return match e.take_message() {
+                Some(req) => Attempt::NotSent(Failure::Connect, req),
+                None => {
+                    tracing::debug!(member = up.member.name(), error = %e.error(), reused = lent.reused, "member failed before answering");
+                    Attempt::Sent(Failure::Upstream)
+                }
+            };
+        }
+        Err(_) => {
+            tracing::warn!(member = up.member.name(), failure = ?on_timeout, "no response head in time");
+            return Attempt::Sent(on_timeout);
+        }
+    };
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_io) = client_upgrade.take()
+    {
+        exchange.headers_received(sent.elapsed(), None);
+        return Attempt::Done(upgrade::switch(res, client_io, exchange));
+    }
+    exchange.headers_received(sent.elapsed(), Some(lent.conn));
+    let (mut parts, body) = res.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers);
+    if farm.rewrite_location {
+        forward::rewrite_location(&mut parts.headers, &up.origin, client_host);
+    }
+    let body = UpstreamBody::new(body, exchange, deadlines.idle, deadlines.total);
+    Attempt::Done(Response::from_parts(parts, ProxyBody::Upstream(body)))
+}
+
+async fn outage(
+    ctx: &ConnCtx,
+    farm: &FarmState,
+    parts: Option<http::request::Parts>,
+    client_body: Option<Incoming>,
+    template: Option<&Template>,
+    client_host: Option<&http::HeaderValue>,
+    deadlines: &Deadlines,
+) -> Response<ProxyBody> {
+    tracing::warn!(farm = %farm.farm.name, "no member is ready: outage action");
+    match &farm.outage {
+        OutageAction::Page { status, body, content_type } => error::page(*status, body.clone(), content_type.clone()),
+        OutageAction::Redirect(url) => {
+            let mut res = Response::new(ProxyBody::empty());
+            *res.status_mut() = StatusCode::FOUND;
+            res.headers_mut().insert(header::LOCATION, url.clone());
+            res
+        }
+        OutageAction::Sorry(up) => {
+            let req = match (parts, template) {
+                (Some(mut parts), _) => {
+                    if !parts.headers.contains_key(header::HOST) {
+                        parts.headers.insert(header::HOST, up.authority.clone());
+                    }
+                    let body = match client_body {
+                        None => UpBody::Empty,
+                        Some(inner) => UpBody::client(inner, Arc::clone(&up.member)),
+                    };
+                    Request::from_parts(parts, body)
+                }
+                (None, Some(t)) => t.request(),
+                (None, None) => return Failure::Connect.response(),
+            };
+            match attempt(ctx, farm, up, req, &mut None, deadlines, client_host).await {
+                Attempt::Done(res) => res,
+                Attempt::NotSent(f, _) | Attempt::Sent(f) => f.response(),
+            }
+        }
+    }
+}
+
+/// The absolute-form target of a proxy-style request, reduced to origin-form (`/path?query`).
+fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .map(|pq| Uri::from(pq.clone()))
+        .unwrap_or_else(|| Uri::from_static("/"))
+}
+
+/// The `hash` policy's key for this request, or `None` when the request does not carry it.
+fn request_key(source: &KeySource, client: &ClientAddr, headers: &HeaderMap) -> Option<u64> {
+    match source {
+        KeySource::Source => Some(match client.ip {
+            std::net::IpAddr::V4(v4) => hash_key(&v4.octets()),
+            std::net::IpAddr::V6(v6) => hash_key(&v6.octets()),
+        }),
+        KeySource::Header(name) => headers.get(name).map(|v| hash_key(v.as_bytes())),
+        KeySource::Cookie(name) => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .find_map(|pair| {
+                let pair = pair.trim_ascii();
+                let (k, v) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+                (k == name.as_bytes()).then(|| hash_key(&v[1..]))
+            }),
+    }
+}

@@ -1,0 +1,286 @@
+//! Upstream pools: keep-alive connections to each member, lent to one request at a time.
+//!
+//! Who calls it: the handler asks [`Upstream::acquire`] for a connection to the member the policy
+//! chose; the response body hands the connection back with [`Upstream::checkin`] when the response
+//! has ended cleanly.
+//!
+//! Model: one idle list per worker thread per member (LIFO, so the warmest connection is reused
+//! first and surplus ones age out). A worker only touches its own list, so its mutex is never
+//! contended on the request path; other workers' lists are only looked at by a request that is
+//! waiting for the member's connection limit. Idle connections older than `pool_idle_timeout` are
+//! closed, lazily on checkout and by [`Upstream::reap`] from each worker's sweeper.
+//!
+//! Limits: `max_connections` caps open connections per member (busy + idle, all workers); a request
+//! that finds the member at its cap waits (up to `connect_timeout`) for one to be returned. At most
+//! [`MAX_CONNECTING`] connects to one member are in progress at once, so a burst of requests to a
+//! cold or dead member does not turn into a storm of connects: the others wait for those to finish.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drover_core::Member;
+use http::HeaderValue;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout_at};
+
+use crate::body::UpBody;
+use crate::error::Failure;
+
+/// Most connects in progress to one member at once (all workers).
+pub const MAX_CONNECTING: u32 = 16;
+
+/// Pool settings of one farm.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub max_idle: usize,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+struct Idle {
+    conn: SendRequest<UpBody>,
+    since: Instant,
+}
+
+/// A member as the data plane sees it: the core member plus its connection pools.
+pub struct Upstream {
+    pub member: Arc<Member>,
+    /// `ip:port` of the member, used as `Host` when the client's is not preserved.
+    pub authority: HeaderValue,
+    /// `http://ip:port`, the prefix a member's self-referencing `Location` starts with.
+    pub origin: Box<str>,
+    settings: PoolSettings,
+    idle: Box<[Mutex<Vec<Idle>>]>,
+    connecting: AtomicU32,
+    waiting: AtomicU32,
+    freed: Notify,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("member", &self.member.name()).finish()
+    }
+}
+
+/// A connection lent to one request.
+pub struct Lent {
+    pub conn: SendRequest<UpBody>,
+    /// It served requests before: a failure on it may be a race with the member closing it idle.
+    pub reused: bool,
+}
+
+impl Upstream {
+    pub fn new(member: Arc<Member>, settings: PoolSettings, workers: usize) -> Self {
+        let addr = member.addr();
+        let authority = HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value");
+        Upstream {
+            origin: format!("http://{addr}").into(),
+            member,
+            authority,
+            settings,
+            idle: (0..workers.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            connecting: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
+            freed: Notify::new(),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.member.addr()
+    }
+
+    /// A connection to this member: a pooled idle one if any, else a new one.
+    pub async fn acquire(self: &Arc<Self>, worker: usize) -> Result<Lent, Failure> {
+        let deadline = Instant::now() + self.settings.connect_timeout;
+        if let Some(conn) = self.take_idle(worker) {
+            return Ok(Lent { conn, reused: true });
+        }
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(conn) = self.take_idle_any(worker) {
+                return Ok(Lent { conn, reused: true });
+            }
+            if let Some(slot) = self.reserve() {
+                return self.connect(slot, deadline).await.map(|conn| Lent { conn, reused: false });
+            }
+            self.waiting.fetch_add(1, Relaxed);
+            let woke = timeout_at(deadline, freed).await;
+            self.waiting.fetch_sub(1, Relaxed);
+            if woke.is_err() {
+                return Err(if self.settings.max_connections > 0
+                    && self.member.stats.connections() >= self.settings.max_connections
+                {
+                    Failure::Saturated
+                } else {
+                    Failure::Connect
+                });
+            }
+        }
+    }
+
+    /// Returns a connection whose response ended cleanly.
+    pub fn checkin(&self, worker: usize, conn: SendRequest<UpBody>) {
+        if conn.is_closed() {
+            return;
+        }
+        {
+            let mut idle = self.lock(worker);
+            if idle.len() >= self.settings.max_idle {
+                return; // dropped: closes, and frees a slot via the connection task
+            }
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+        self.wake();
+    }
+
+    /// Closes this worker's idle connections that have been idle too long or were closed by the member.
+    pub fn reap(&self, worker: usize) {
+        let now = Instant::now();
+        let ttl = self.settings.idle_timeout;
+        self.lock(worker)
+            .retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
+    }
+
+    /// Idle connections of all workers (for the API and tests).
+    pub fn idle_count(&self) -> usize {
+        (0..self.idle.len()).map(|w| self.lock(w).len()).sum()
+    }
+
+    fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // A panic while holding this lock can only come from Vec::push's allocation failing, which
+        // aborts; a poisoned list is still a valid list.
+        self.idle[worker % self.idle.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_idle(&self, worker: usize) -> Option<SendRequest<UpBody>> {
+        let now = Instant::now();
+        let mut idle = self.lock(worker);
+        while let Some(i) = idle.pop() {
+            // Not `is_ready()`: the connection task may not yet have seen the end of the last
+            // response; the handler awaits `ready()` before sending.
+            if !i.conn.is_closed() && now.duration_since(i.since) < self.settings.idle_timeout
+            {
+                return Some(i.conn);
+            }
+        }
+        None
+    }
+
+    /// Own list first, then the other workers' (only on the slow path, when waiting for a slot).
+    fn take_idle_any(&self, worker: usize) -> Option<SendRequest<UpBody>> {
+        let n = self.idle.len();
+        (0..n).find_map(|k| self.take_idle((worker + k) % n))
+    }
+
+    fn reserve(&self) -> Option<ConnectSlot<'_>> {
+        let stats = &self.member.stats;
+        if !stats.try_open_connection(self.settings.max_connections) {
+            return None;
+        }
+        if self.connecting.fetch_add(1, Relaxed) >= MAX_CONNECTING {
+            self.connecting.fetch_sub(1, Relaxed);
+            stats.close_connection();
+            return None;
+        }
+        Some(ConnectSlot { up: self, armed: true })
+    }
+
+    fn wake(&self) {
+        if self.waiting.load(Relaxed) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+
+    async fn connect(self: &Arc<Self>, mut slot: ConnectSlot<'_>, deadline: Instant) -> Result<SendRequest<UpBody>, Failure> {
+        let addr = self.addr();
+        let stream = match timeout_at(deadline, connect_tcp(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(member = self.member.name(), %addr, error = %e, "connect failed");
+                return Err(Failure::Connect);
+            }
+            Err(_) => {
+                tracing::warn!(member = self.member.name(), %addr, "connect timed out");
+                return Err(Failure::Connect);
+            }
+        };
+        let (conn, driver) = match http1::Builder::new()
+            .handshake::<_, UpBody>(TokioIo::new(stream))
+            .await
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(member = self.member.name(), error = %e, "handshake failed");
+                return Err(Failure::Connect);
+            }
+        };
+        // From here the connection task owns the slot: it releases it when the connection closes.
+        slot.armed = false;
+        drop(slot);
+        let up = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(member = up.member.name(), error = %e, "member connection ended");
+            }
+            up.member.stats.close_connection();
+            up.wake();
+        });
+        Ok(conn)
+    }
+
+    /// A dedicated connection for an upgrade (WebSocket): never pooled, handed to the tunnel.
+    pub async fn connect_upgradable(
+        self: &Arc<Self>,
+    ) -> Result<SendRequest<UpBody>, Failure> {
+        let deadline = Instant::now() + self.settings.connect_timeout;
+        let stream = match timeout_at(deadline, connect_tcp(self.addr())).await {
+            Ok(Ok(s)) => s,
+            _ => return Err(Failure::Connect),
+        };
+        let (conn, driver) = http1::Builder::new()
+            .handshake::<_, UpBody>(TokioIo::new(stream))
+            .await
+            .map_err(|_| Failure::Connect)?;
+        tokio::spawn(async move {
+            let _ = driver.with_upgrades().await;
+        });
+        Ok(conn)
+    }
+}
+
+/// A reserved connection slot; released if the connect fails.
+struct ConnectSlot<'a> {
+    up: &'a Upstream,
+    armed: bool,
+}
+
+impl Drop for ConnectSlot<'_> {
+    fn drop(&mut self) {
+        self.up.connecting.fetch_sub(1, Relaxed);
+        if self.armed {
+            self.up.member.stats.close_connection();
+        }
+        self.up.wake();
+    }
+}
+
+async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}

@@ -1,0 +1,168 @@
+//! Routes: which farm (or which direct answer) a request gets, by host and path.
+//!
+//! Built once per config into a [`RouteTable`] per listener; matched in order, first match wins.
+//! Matching borrows from the request and allocates nothing: hosts are compared case-insensitively
+//! without the port, path prefixes on segment boundaries (`/api` matches `/api` and `/api/x`, not
+//! `/apix`), regexes against the path alone.
+
+use bytes::Bytes;
+use drover_config::{Action, PathMatch, Route};
+use http::{HeaderValue, StatusCode};
+use regex::Regex;
+
+/// What a matched route does, resolved against the farm list.
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// Index into `Routing::farms`.
+    Farm(usize),
+    /// Not proxied (Apache's `ProxyPass /x !`): 404.
+    Exclude,
+    Redirect { location: HeaderValue, status: StatusCode },
+    Respond { status: StatusCode, body: Bytes, content_type: HeaderValue },
+}
+
+#[derive(Debug, Clone)]
+enum HostRule {
+    Any,
+    Exact(String),
+    /// `*.example.com`: stored as `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone)]
+enum PathRule {
+    Any,
+    Prefix(String),
+    Regex(Regex),
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRoute {
+    host: HostRule,
+    path: PathRule,
+    action: RouteAction,
+}
+
+/// A listener's routes, in order.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<CompiledRoute>,
+}
+
+impl RouteTable {
+    /// Compiles config routes; `farm_index` maps a farm name to its index (config validation has
+    /// already checked that every name exists).
+    pub fn build(routes: &[Route], farm_index: impl Fn(&str) -> Option<usize>) -> Self {
+        let routes = routes
+            .iter()
+            .filter_map(|r| {
+                let action = match &r.action {
+                    Action::Farm(name) => RouteAction::Farm(farm_index(name)?),
+                    Action::Exclude => RouteAction::Exclude,
+                    Action::Redirect { location, status } => RouteAction::Redirect {
+                        location: HeaderValue::from_str(location).ok()?,
+                        status: StatusCode::from_u16(*status).ok()?,
+                    },
+                    Action::Respond(page) => RouteAction::Respond {
+                        status: StatusCode::from_u16(page.status).ok()?,
+                        body: Bytes::from(page.body.clone()),
+                        content_type: HeaderValue::from_str(&page.content_type).ok()?,
+                    },
+                };
+                let host = match r.host.as_deref() {
+                    None => HostRule::Any,
+                    Some(h) => match h.strip_prefix('*') {
+                        Some(suffix) => HostRule::Suffix(suffix.to_ascii_lowercase()),
+                        None => HostRule::Exact(h.to_ascii_lowercase()),
+                    },
+                };
+                let path = match &r.path {
+                    PathMatch::Any => PathRule::Any,
+                    PathMatch::Prefix(p) => PathRule::Prefix(p.trim_end_matches('/').to_string()),
+                    PathMatch::Regex(re) => PathRule::Regex(re.clone()),
+                };
+                Some(CompiledRoute { host, path, action })
+            })
+            .collect();
+        RouteTable { routes }
+    }
+
+    /// The action of the first route matching `host` (as sent, port allowed) and `path`.
+    pub fn find(&self, host: Option<&[u8]>, path: &str) -> Option<&RouteAction> {
+        let host = host.map(strip_port);
+        self.routes
+            .iter()
+            .find(|r| host_matches(&r.host, host) && path_matches(&r.path, path))
+            .map(|r| &r.action)
+    }
+}
+
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        // [v6]:port
+        return host.iter().position(|&b| b == b']').map_or(host, |i| &host[..=i]);
+    }
+    host.iter().rposition(|&b| b == b':').map_or(host, |i| &host[..i])
+}
+
+fn host_matches(rule: &HostRule, host: Option<&[u8]>) -> bool {
+    match (rule, host) {
+        (HostRule::Any, _) => true,
+        (_, None) => false,
+        (HostRule::Exact(h), Some(got)) => got.eq_ignore_ascii_case(h.as_bytes()),
+        (HostRule::Suffix(s), Some(got)) => {
+            got.len() > s.len() && got[got.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        }
+    }
+}
+
+fn path_matches(rule: &PathRule, path: &str) -> bool {
+    match rule {
+        PathRule::Any => true,
+        PathRule::Prefix(p) => {
+            p.is_empty()
+                || (path.starts_with(p.as_str())
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/')))
+        }
+        PathRule::Regex(re) => re.is_match(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: Option<&str>, path: PathMatch, action: Action) -> Route {
+        Route { host: host.map(String::from), path, action }
+    }
+
+    #[test]
+    fn first_match_wins_with_host_prefix_regex_and_exclusion() {
+        let routes = vec![
+            route(None, PathMatch::Prefix("/app/static".into()), Action::Exclude),
+            route(Some("*.example.com"), PathMatch::Prefix("/app".into()), Action::Farm("b".into())),
+            route(None, PathMatch::Regex(Regex::new(r"\.png$").unwrap()), Action::Farm("img".into())),
+            route(None, PathMatch::Prefix("/app/".into()), Action::Farm("a".into())),
+        ];
+        let names = ["a", "b", "img"];
+        let t = RouteTable::build(&routes, |n| names.iter().position(|x| *x == n));
+        let farm = |host: Option<&str>, path| match t.find(host.map(str::as_bytes), path) {
+            Some(RouteAction::Farm(i)) => Some(names[*i]),
+            Some(RouteAction::Exclude) => Some("!"),
+            _ => None,
+        };
+        assert_eq!(farm(Some("www.Example.com:8080"), "/app/x"), Some("b"));
+        assert_eq!(farm(Some("example.com"), "/app/x"), Some("a"), "*.example.com needs a subdomain");
+        assert_eq!(farm(None, "/app/static/x.png"), Some("!"));
+        assert_eq!(farm(None, "/app"), Some("a"));
+        assert_eq!(farm(None, "/application"), None, "prefixes match whole segments");
+        assert_eq!(farm(None, "/logo.png"), Some("img"));
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port(b"example.com:80"), b"example.com");
+        assert_eq!(strip_port(b"[::1]:8080"), b"[::1]");
+        assert_eq!(strip_port(b"example.com"), b"example.com");
+    }
+}

@@ -1,0 +1,335 @@
+//! Listeners and workers: sockets, threads, accept loops, connection lifetimes, graceful shutdown.
+//!
+//! [`Proxy::start`] binds every listener address once per worker with `SO_REUSEPORT` (so the
+//! kernel spreads new connections over workers and no accept lock is shared), then starts `threads`
+//! OS threads, each running a current-thread tokio runtime that accepts on its own sockets and
+//! serves each connection with hyper's HTTP/1.1 server. A worker's tasks never leave its thread.
+//!
+//! Shutdown ([`Proxy::shutdown`]): every worker closes its listening sockets at once (new
+//! connections are refused), asks each connection to finish its in-flight request and close
+//! (idle keep-alive connections close immediately), and waits for them up to the grace period;
+//! whatever is still running after that is dropped.
+//!
+//! Config keys read: `server.threads`, `server.grace`, `listener.*` limits and `idle_timeout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use drover_config::Config;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::error::ServeError;
+use crate::forward::ClientAddr;
+use crate::handler::{self, ConnCtx};
+use crate::state::Routing;
+
+/// Run-time options not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Worker threads; overrides `server.threads`. `None`: the config's, where 0 = one per CPU.
+    pub threads: Option<usize>,
+}
+
+/// A running data plane.
+pub struct Proxy {
+    routing: Arc<ArcSwap<Routing>>,
+    addrs: Vec<Vec<SocketAddr>>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    stopped: watch::Receiver<usize>,
+}
+
+/// Per-listener connection settings, built once.
+#[derive(Clone)]
+struct ListenerConf {
+    index: usize,
+    http: http1::Builder,
+    trusted: Vec<drover_config::Cidr>,
+}
+
+impl Proxy {
+    /// Binds every listener and starts the workers. Returns once all sockets are listening.
+    pub fn start(config: &Config, options: Options) -> Result<Proxy, ServeError> {
+        let threads = match options.threads.unwrap_or(config.server.threads) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, threads)));
+
+        // sockets[worker] = [(listener conf, socket)]
+        let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
+        for (li, listener) in config.listeners.iter().enumerate() {
+            let mut bound = Vec::new();
+            for addr in &listener.listen {
+                let mut actual = *addr;
+                for worker in sockets.iter_mut() {
+                    let socket = bind(actual).map_err(|source| ServeError::Bind { addr: *addr, source })?;
+                    // Port 0: every worker binds the port the first one was given.
+                    actual = socket.local_addr().map_err(|source| ServeError::Bind { addr: *addr, source })?;
+                    worker.push((li, socket));
+                }
+                bound.push(actual);
+            }
+            addrs.push(bound);
+        }
+
+        let confs: Vec<ListenerConf> = config
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(index, l)| {
+                let mut http = http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .keep_alive(true)
+                    .max_headers(l.limits.max_headers)
+                    .max_header_size(l.limits.max_header_bytes)
+                    .max_buf_size(l.limits.max_header_bytes.max(8192) + 64 * 1024)
+                    // A keep-alive connection with no new request head for this long is closed;
+                    // the same limit stops clients that send a head too slowly.
+                    .header_read_timeout(l.idle_timeout);
+                ListenerConf { index, http, trusted: l.trusted_proxies.clone() }
+            })
+            .collect();
+
+        let (shutdown, _) = watch::channel(false);
+        let (stopped_tx, stopped) = watch::channel(0usize);
+        let stopped_tx = Arc::new(stopped_tx);
+        let grace = config.server.grace;
+        let mut workers = Vec::with_capacity(threads);
+        for (worker, socks) in sockets.into_iter().enumerate() {
+            let routing = Arc::clone(&routing);
+            let confs = confs.clone();
+            let shutdown_rx = shutdown.subscribe();
+            let stopped_tx = Arc::clone(&stopped_tx);
+            let handle = std::thread::Builder::new()
+                .name(format!("drover-worker-{worker}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt.block_on(run_worker(worker, socks, confs, routing, shutdown_rx, grace)),
+                        Err(e) => tracing::error!(worker, error = %e, "cannot start worker runtime"),
+                    }
+                    stopped_tx.send_modify(|n| *n += 1);
+                })
+                .map_err(ServeError::Thread)?;
+            workers.push(handle);
+        }
+        tracing::info!(threads, listeners = ?addrs, "drover is serving");
+        Ok(Proxy { routing, addrs, shutdown, workers, stopped })
+    }
+
+    /// The addresses each listener is bound to (port 0 resolved), in config order.
+    pub fn listener_addrs(&self) -> &[Vec<SocketAddr>] {
+        &self.addrs
+    }
+
+    /// The first address of the first listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0][0]
+    }
+
+    /// The live data-plane snapshot (farms, members, counters) for the admin API.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.load_full()
+    }
+
+    /// Starts a graceful shutdown: stop accepting, let in-flight requests finish within the grace
+    /// period. Returns at once; see [`Proxy::stopped`] and [`Proxy::join`].
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Resolves when every worker has stopped. Usable from any tokio runtime.
+    pub async fn stopped(&self) {
+        let n = self.workers.len();
+        let mut rx = self.stopped.clone();
+        let _ = rx.wait_for(|&done| done >= n).await;
+    }
+
+    /// Shuts down (if not already) and joins the worker threads. Blocking.
+    pub fn join(mut self) {
+        self.shutdown();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Counts a worker's open client connections, so shutdown can wait for them.
+#[derive(Default)]
+struct Live {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct LiveGuard(Arc<Live>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+async fn run_worker(
+    worker: usize,
+    sockets: Vec<(usize, std::net::TcpListener)>,
+    confs: Vec<ListenerConf>,
+    routing: Arc<ArcSwap<Routing>>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let live = Arc::new(Live::default());
+    let mut accepts = Vec::new();
+    for (li, socket) in sockets {
+        let listener = match TcpListener::from_std(socket) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(worker, error = %e, "cannot register listener");
+                continue;
+            }
+        };
+        accepts.push(tokio::spawn(accept_loop(
+            worker,
+            listener,
+            confs[li].clone(),
+            Arc::clone(&routing),
+            shutdown.clone(),
+            Arc::clone(&live),
+        )));
+    }
+    let reaper = tokio::spawn(reap_idle(worker, Arc::clone(&routing)));
+    stopping(&mut shutdown).await;
+    for a in accepts {
+        let _ = a.await; // each loop drops its socket on shutdown
+    }
+    reaper.abort();
+    let drained = async {
+        loop {
+            let idle = live.idle.notified();
+            if live.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(worker, open = live.count.load(Ordering::Acquire), "grace period over; closing remaining connections");
+    }
+}
+
+async fn accept_loop(
+    worker: usize,
+    listener: TcpListener,
+    conf: ListenerConf,
+    routing: Arc<ArcSwap<Routing>>,
+    mut shutdown: watch::Receiver<bool>,
+    live: Arc<Live>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopping(&mut shutdown) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(worker, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        live.count.fetch_add(1, Ordering::AcqRel);
+        let guard = LiveGuard(Arc::clone(&live));
+        let trusted = conf.trusted.iter().any(|c| c.contains(peer.ip()));
+        let ctx = Arc::new(ConnCtx {
+            routing: Arc::clone(&routing),
+            worker,
+            listener: conf.index,
+            client: ClientAddr::new(peer, trusted),
+        });
+        let http = conf.http.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(serve(stream, peer, http, ctx, shutdown, guard));
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    http: http1::Builder,
+    ctx: Arc<ConnCtx>,
+    mut shutdown: watch::Receiver<bool>,
+    _live: LiveGuard,
+) {
+    let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
+    let conn = http.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopping(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_parse() || e.is_parse_too_large() {
+            // hyper has already answered 400 / 414 / 431 where it could.
+            tracing::info!(client = %peer, error = %e, "malformed request");
+        } else if e.is_timeout() {
+            tracing::debug!(client = %peer, "client idle or too slow sending its request head");
+        } else {
+            tracing::debug!(client = %peer, error = %e, "client connection ended");
+        }
+    }
+}
+
+/// Closes this worker's pooled member connections once idle for too long.
+async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let routing = routing.load();
+        for farm in &routing.farms {
+            for up in &farm.upstreams {
+                up.reap(worker);
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown has been asked for (or the proxy handle is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&s| s).await;
+}

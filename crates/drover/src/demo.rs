@@ -1,0 +1,68 @@
+//! `drover demo`: a complete balancer with one command and no files.
+//!
+//! Starts three in-process test members of different speeds on loopback ports chosen by the
+//! kernel, writes a config for them (the same TOML a user would write, validated by the same
+//! parser), starts the proxy on it and the admin listener, and prints what to try.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use drover_proxy::{Options, Proxy};
+use drover_testkit::{Latency, MemberConfig, TestMember};
+
+/// The demo's members: name and latency.
+const MEMBERS: [(&str, Duration); 3] = [
+    ("fast", Duration::from_millis(1)),
+    ("medium", Duration::from_millis(10)),
+    ("slow", Duration::from_millis(50)),
+];
+
+pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the demo runtime")?;
+    rt.block_on(async move {
+        let mut members = Vec::new();
+        for (name, latency) in MEMBERS {
+            let m = TestMember::start(MemberConfig::new(name).latency(Latency::Fixed(latency)))
+                .await
+                .with_context(|| format!("cannot start demo member {name}"))?;
+            members.push(m);
+        }
+        let toml = config_text(listen, admin, &members);
+        let config = drover_config::parse_str(&toml, Path::new("<demo>"))
+            .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
+        let proxy = Proxy::start(&config, Options { threads: Some(1) })
+            .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
+        print_intro(listen, admin, &members);
+        crate::serve_until_signal(proxy, Some(admin)).await
+    })
+}
+
+fn config_text(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) -> String {
+    let mut toml = format!(
+        "[admin]\nlisten = \"{admin}\"\n\n[[listener]]\nname = \"demo\"\nlisten = \"{listen}\"\nfarm = \"app\"\n\n\
+         [farm.app]\npolicy = \"round-robin\"\n"
+    );
+    for m in members {
+        toml.push_str(&format!("[[farm.app.members]]\nname = \"{}\"\naddress = \"{}\"\n", m.name(), m.addr()));
+    }
+    toml
+}
+
+fn print_intro(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) {
+    println!("drover demo: a listener on http://{listen}/ balancing round robin over three test members:");
+    for (m, (_, latency)) in members.iter().zip(MEMBERS) {
+        println!("  {:<7} http://{}/  (answers in ~{} ms)", m.name(), m.addr(), latency.as_millis());
+    }
+    println!();
+    println!("Try:");
+    println!("  curl -s http://{listen}/              # run it a few times: fast, medium, slow, fast, ...");
+    println!("  curl -s http://{listen}/echo          # what the member received (X-Forwarded-For, ...)");
+    println!("  curl -s http://{admin}/api/v1/farms   # members, flags and counters");
+    println!("Stop with Ctrl-C (in-flight requests finish first).");
+}
