@@ -25,6 +25,7 @@
 
 mod behaviour;
 mod body;
+pub mod client;
 mod config;
 mod member;
 mod routes;
