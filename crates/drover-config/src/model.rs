@@ -37,11 +37,30 @@ pub struct Server {
     pub grace: Duration,
 }
 
+impl Default for Server {
+    /// The values used when `[server]` or one of its keys is absent.
+    fn default() -> Self {
+        Server {
+            threads: 0,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
 /// `[admin]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
     /// `listen`: default 127.0.0.1:9090.
     pub listen: SocketAddr,
+}
+
+impl Default for Admin {
+    /// `listen = "127.0.0.1:9090"`, used when `[admin]` exists without `listen`.
+    fn default() -> Self {
+        Admin {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
 }
 
 /// `[[listener]]`: addresses drover accepts clients on, and the routes that apply to them.
@@ -76,10 +95,50 @@ pub struct Limits {
     pub max_uri_bytes: usize,
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forwarding {
     pub x_forwarded: bool,
     pub forwarded: bool,
+}
+
+impl Forwarding {
+    /// The accepted values of `forwarded_headers`, for messages.
+    pub const NAMES: &'static [&'static str] = &["x-forwarded", "forwarded", "both", "none"];
+
+    /// The setting named by a `forwarded_headers` value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let (x_forwarded, forwarded) = match name {
+            "x-forwarded" => (true, false),
+            "forwarded" => (false, true),
+            "both" => (true, true),
+            "none" => (false, false),
+            _ => return None,
+        };
+        Some(Forwarding {
+            x_forwarded,
+            forwarded,
+        })
+    }
+}
+
+impl Default for Forwarding {
+    /// "x-forwarded".
+    fn default() -> Self {
+        Forwarding {
+            x_forwarded: true,
+            forwarded: false,
+        }
+    }
 }
 
 /// An IP network, `10.0.0.0/8` or a bare address (= /32 or /128).
@@ -97,15 +156,34 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
         }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = crate::units::UnitError;
+
+    /// `"10.0.0.0/8"`, `"fd00::/8"` or a bare address; see [`crate::units::parse_cidr`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::units::parse_cidr(s)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 
@@ -149,6 +227,21 @@ pub struct Page {
     pub content_type: String,
 }
 
+impl Page {
+    /// `content_type` when a page does not set it.
+    pub const DEFAULT_CONTENT_TYPE: &'static str = "text/plain; charset=utf-8";
+
+    /// The default outage page: 503 with a short plain-text body.
+    pub fn unavailable() -> Page {
+        Page {
+            status: 503,
+            body: "503 Service Unavailable: no server is available to answer this request.\n"
+                .to_owned(),
+            content_type: Page::DEFAULT_CONTENT_TYPE.to_owned(),
+        }
+    }
+}
+
 /// `[farm.<name>]`.
 #[derive(Debug, Clone)]
 pub struct Farm {
@@ -189,6 +282,17 @@ pub struct Timeouts {
     pub total: Option<Duration>,
 }
 
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            total: None,
+        }
+    }
+}
+
 /// What a farm answers when no member is ready.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outage {
@@ -198,4 +302,11 @@ pub enum Outage {
     Redirect(String),
     /// `sorry = "127.0.0.1:9999"`: proxy to this server instead.
     Sorry(SocketAddr),
+}
+
+impl Default for Outage {
+    /// A 503 page, used when a farm has no `[farm.<name>.outage]`.
+    fn default() -> Self {
+        Outage::Page(Page::unavailable())
+    }
 }

@@ -38,7 +38,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
         let proxy = Proxy::start(&config, Options { threads: Some(1) })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
-        print_intro(listen, admin, &members);
+        print_intro(proxy.addr(), admin, &members);
         crate::serve_until_signal(proxy, Some(admin)).await
     })
 }
