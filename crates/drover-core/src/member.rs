@@ -6,7 +6,7 @@
 //! returns whether it changed anything, so the caller can log and count each flip exactly once.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// What a member is, as configured: the part that does not change while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

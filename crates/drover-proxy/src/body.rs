@@ -142,7 +142,12 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    pub fn new(inner: Incoming, mut exchange: Exchange, idle: Duration, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        mut exchange: Exchange,
+        idle: Duration,
+        deadline: Option<Instant>,
+    ) -> Self {
         if inner.is_end_stream() {
             exchange.complete();
         }

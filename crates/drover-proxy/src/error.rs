@@ -47,7 +47,9 @@ impl Failure {
             Failure::Upstream => "502 Bad Gateway: the member failed before answering\n",
             Failure::FirstByteTimeout => "504 Gateway Timeout: the member did not answer in time\n",
             Failure::TotalTimeout => "504 Gateway Timeout: the request ran out of time\n",
-            Failure::Saturated => "503 Service Unavailable: the member is at its connection limit\n",
+            Failure::Saturated => {
+                "503 Service Unavailable: the member is at its connection limit\n"
+            }
         }
     }
 

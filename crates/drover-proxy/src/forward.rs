@@ -61,7 +61,8 @@ impl ClientAddr {
         };
         ClientAddr {
             ip,
-            xff: HeaderValue::from_maybe_shared(Bytes::from(text)).expect("an IP address is a valid header value"),
+            xff: HeaderValue::from_maybe_shared(Bytes::from(text))
+                .expect("an IP address is a valid header value"),
             forwarded_for,
             trusted,
         }
@@ -114,7 +115,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn is_standard_connection_token(t: &[u8]) -> bool {
-    t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"upgrade")
+    t.eq_ignore_ascii_case(b"keep-alive")
+        || t.eq_ignore_ascii_case(b"close")
+        || t.eq_ignore_ascii_case(b"upgrade")
 }
 
 /// Prepares a client's request headers for the member. `host` is the client's Host (if any),
@@ -125,14 +128,23 @@ pub fn request_headers(
     settings: ForwardSettings,
     upgrade: bool,
 ) {
-    let upgrade_value = if upgrade { headers.get(header::UPGRADE).cloned() } else { None };
+    let upgrade_value = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     strip_hop_by_hop(headers);
     if let Some(u) = upgrade_value {
         headers.insert(header::UPGRADE, u);
         headers.insert(header::CONNECTION, UPGRADE.clone());
     }
     if !client.trusted {
-        for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &header::FORWARDED] {
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &header::FORWARDED,
+        ] {
             if headers.contains_key(name) {
                 headers.remove(name);
             }
@@ -200,11 +212,19 @@ fn set_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
 
 /// Rewrites `Location` / `Content-Location` values that start with the member's own origin
 /// (`http://ip:port`) to the origin the client used (`http://<client Host>`).
-pub fn rewrite_location(headers: &mut HeaderMap, member_origin: &str, client_host: Option<&HeaderValue>) {
+pub fn rewrite_location(
+    headers: &mut HeaderMap,
+    member_origin: &str,
+    client_host: Option<&HeaderValue>,
+) {
     let Some(host) = client_host else { return };
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        let Some(v) = headers.get(&name) else { continue };
-        let Some(rest) = strip_origin(v.as_bytes(), member_origin.as_bytes()) else { continue };
+        let Some(v) = headers.get(&name) else {
+            continue;
+        };
+        let Some(rest) = strip_origin(v.as_bytes(), member_origin.as_bytes()) else {
+            continue;
+        };
         let mut out = BytesMut::with_capacity(7 + host.len() + rest.len());
         out.put_slice(b"http://");
         out.put_slice(host.as_bytes());
@@ -231,12 +251,18 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
-    const BOTH: ForwardSettings = ForwardSettings { x_forwarded: true, forwarded: true };
+    const BOTH: ForwardSettings = ForwardSettings {
+        x_forwarded: true,
+        forwarded: true,
+    };
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
@@ -255,7 +281,11 @@ mod tests {
     #[test]
     fn untrusted_client_cannot_spoof() {
         let c = ClientAddr::new("192.0.2.7:5000".parse().unwrap(), false);
-        let mut h = map(&[("host", "example.com"), ("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
+        let mut h = map(&[
+            ("host", "example.com"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
         request_headers(&mut h, &c, BOTH, false);
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -266,10 +296,17 @@ mod tests {
     #[test]
     fn trusted_proxy_chain_is_appended() {
         let c = ClientAddr::new("[::1]:5000".parse().unwrap(), true);
-        let mut h = map(&[("host", "example.com:8080"), ("x-forwarded-for", "203.0.113.9"), ("forwarded", "for=203.0.113.9")]);
+        let mut h = map(&[
+            ("host", "example.com:8080"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
         request_headers(&mut h, &c, BOTH, false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, ::1");
-        assert_eq!(h["forwarded"], "for=203.0.113.9, for=\"[::1]\";proto=http;host=\"example.com:8080\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9, for=\"[::1]\";proto=http;host=\"example.com:8080\""
+        );
     }
 
     #[test]
@@ -285,9 +322,15 @@ mod tests {
     #[test]
     fn location_rewrite_only_for_the_member_origin() {
         let host = HeaderValue::from_static("www.example.com");
-        let mut h = map(&[("location", "http://127.0.0.1:9001/next?x=1"), ("content-location", "http://127.0.0.1:90011/x")]);
+        let mut h = map(&[
+            ("location", "http://127.0.0.1:9001/next?x=1"),
+            ("content-location", "http://127.0.0.1:90011/x"),
+        ]);
         rewrite_location(&mut h, "http://127.0.0.1:9001", Some(&host));
         assert_eq!(h["location"], "http://www.example.com/next?x=1");
-        assert_eq!(h["content-location"], "http://127.0.0.1:90011/x", "another port is another origin");
+        assert_eq!(
+            h["content-location"], "http://127.0.0.1:90011/x",
+            "another port is another origin"
+        );
     }
 }

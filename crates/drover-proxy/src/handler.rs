@@ -42,10 +42,16 @@ pub struct ConnCtx {
 }
 
 /// hyper's service function: never fails; every problem becomes an HTTP answer.
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let routing = ctx.routing.load_full();
     let Some(listener) = routing.listeners.get(ctx.listener) else {
-        return Ok(error::text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable: listener is being reconfigured\n"));
+        return Ok(error::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: listener is being reconfigured\n",
+        ));
     };
     if uri_len(req.uri()) > listener.max_uri_bytes {
         tracing::info!(client = %ctx.client.ip, len = uri_len(req.uri()), "request target too long: 414");
@@ -58,7 +64,10 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
     let action = listener.routes.find(host, req.uri().path());
     Ok(match action {
-        None => error::text(StatusCode::NOT_FOUND, "404 Not Found: no route for this request\n"),
+        None => error::text(
+            StatusCode::NOT_FOUND,
+            "404 Not Found: no route for this request\n",
+        ),
         Some(RouteAction::Exclude) => error::text(StatusCode::NOT_FOUND, "404 Not Found\n"),
         Some(RouteAction::Redirect { location, status }) => {
             let mut res = Response::new(ProxyBody::empty());
@@ -66,9 +75,11 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             res.headers_mut().insert(header::LOCATION, location.clone());
             res
         }
-        Some(RouteAction::Respond { status, body, content_type }) => {
-            error::page(*status, body.clone(), content_type.clone())
-        }
+        Some(RouteAction::Respond {
+            status,
+            body,
+            content_type,
+        }) => error::page(*status, body.clone(), content_type.clone()),
         Some(RouteAction::Farm(i)) => proxy(&ctx, listener, &routing.farms[*i], req).await,
     })
 }
@@ -80,7 +91,10 @@ fn uri_len(uri: &Uri) -> usize {
 }
 
 fn idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 thread_local! {
@@ -134,7 +148,12 @@ struct Deadlines {
     idle: Duration,
 }
 
-async fn proxy(ctx: &ConnCtx, listener: &ListenerState, farm: &FarmState, mut req: Request<Incoming>) -> Response<ProxyBody> {
+async fn proxy(
+    ctx: &ConnCtx,
+    listener: &ListenerState,
+    farm: &FarmState,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let started = Instant::now();
     let deadlines = Deadlines {
         first_byte: farm.timeouts.first_byte,
@@ -143,11 +162,19 @@ async fn proxy(ctx: &ConnCtx, listener: &ListenerState, farm: &FarmState, mut re
     };
     let upgrade = forward::wants_upgrade(req.headers());
     let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let key = farm.key.as_ref().and_then(|k| request_key(k, &ctx.client, req.headers()));
+    let key = farm
+        .key
+        .as_ref()
+        .and_then(|k| request_key(k, &ctx.client, req.headers()));
 
     let (mut parts, body) = req.into_parts();
     let client_host = parts.headers.get(header::HOST).cloned();
-    forward::request_headers(&mut parts.headers, &ctx.client, listener.forwarding, upgrade);
+    forward::request_headers(
+        &mut parts.headers,
+        &ctx.client,
+        listener.forwarding,
+        upgrade,
+    );
     if !farm.preserve_host {
         parts.headers.remove(header::HOST);
     }
@@ -171,7 +198,18 @@ async fn proxy(ctx: &ConnCtx, listener: &ListenerState, farm: &FarmState, mut re
     loop {
         let Some((index, member)) = farm.farm.pick(&mut pick) else {
             return match last_failure {
-                None => outage(ctx, farm, pending, client_body, template.as_ref(), client_host.as_ref(), &deadlines).await,
+                None => {
+                    outage(
+                        ctx,
+                        farm,
+                        pending,
+                        client_body,
+                        template.as_ref(),
+                        client_host.as_ref(),
+                        &deadlines,
+                    )
+                    .await
+                }
                 Some(f) => f.response(),
             };
         };
@@ -193,7 +231,16 @@ async fn proxy(ctx: &ConnCtx, listener: &ListenerState, farm: &FarmState, mut re
                 None => return last_failure.unwrap_or(Failure::Upstream).response(),
             },
         };
-        let outcome = attempt(ctx, farm, up, req, &mut client_upgrade, &deadlines, client_host.as_ref()).await;
+        let outcome = attempt(
+            ctx,
+            farm,
+            up,
+            req,
+            &mut client_upgrade,
+            &deadlines,
+            client_host.as_ref(),
+        )
+        .await;
         match outcome {
             Attempt::Done(res) => return res,
             Attempt::NotSent(f, req) => {
@@ -231,7 +278,10 @@ async fn attempt(
     client_host: Option<&http::HeaderValue>,
 ) -> Attempt {
     let lent = if client_upgrade.is_some() {
-        up.connect_upgradable().await.map(|conn| crate::pool::Lent { conn, reused: false })
+        up.connect_upgradable().await.map(|conn| crate::pool::Lent {
+            conn,
+            reused: false,
+        })
     } else {
         up.acquire(ctx.worker).await
     };
@@ -299,7 +349,11 @@ async fn outage(
 ) -> Response<ProxyBody> {
     tracing::warn!(farm = %farm.farm.name, "no member is ready: outage action");
     match &farm.outage {
-        OutageAction::Page { status, body, content_type } => error::page(*status, body.clone(), content_type.clone()),
+        OutageAction::Page {
+            status,
+            body,
+            content_type,
+        } => error::page(*status, body.clone(), content_type.clone()),
         OutageAction::Redirect(url) => {
             let mut res = Response::new(ProxyBody::empty());
             *res.status_mut() = StatusCode::FOUND;

@@ -65,7 +65,9 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("member", &self.member.name()).finish()
+        f.debug_struct("Upstream")
+            .field("member", &self.member.name())
+            .finish()
     }
 }
 
@@ -79,13 +81,16 @@ pub struct Lent {
 impl Upstream {
     pub fn new(member: Arc<Member>, settings: PoolSettings, workers: usize) -> Self {
         let addr = member.addr();
-        let authority = HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value");
+        let authority = HeaderValue::from_str(&addr.to_string())
+            .expect("a socket address is a valid header value");
         Upstream {
             origin: format!("http://{addr}").into(),
             member,
             authority,
             settings,
-            idle: (0..workers.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            idle: (0..workers.max(1))
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
             connecting: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             freed: Notify::new(),
@@ -110,19 +115,24 @@ impl Upstream {
                 return Ok(Lent { conn, reused: true });
             }
             if let Some(slot) = self.reserve() {
-                return self.connect(slot, deadline).await.map(|conn| Lent { conn, reused: false });
+                return self.connect(slot, deadline).await.map(|conn| Lent {
+                    conn,
+                    reused: false,
+                });
             }
             self.waiting.fetch_add(1, Relaxed);
             let woke = timeout_at(deadline, freed).await;
             self.waiting.fetch_sub(1, Relaxed);
             if woke.is_err() {
-                return Err(if self.settings.max_connections > 0
-                    && self.member.stats.connections() >= self.settings.max_connections
-                {
-                    Failure::Saturated
-                } else {
-                    Failure::Connect
-                });
+                return Err(
+                    if self.settings.max_connections > 0
+                        && self.member.stats.connections() >= self.settings.max_connections
+                    {
+                        Failure::Saturated
+                    } else {
+                        Failure::Connect
+                    },
+                );
             }
         }
     }
@@ -172,8 +182,7 @@ impl Upstream {
         while let Some(i) = idle.pop() {
             // Not `is_ready()`: the connection task may not yet have seen the end of the last
             // response; the handler awaits `ready()` before sending.
-            if !i.conn.is_closed() && now.duration_since(i.since) < self.settings.idle_timeout
-            {
+            if !i.conn.is_closed() && now.duration_since(i.since) < self.settings.idle_timeout {
                 return Some(i.conn);
             }
         }
@@ -196,7 +205,10 @@ impl Upstream {
             stats.close_connection();
             return None;
         }
-        Some(ConnectSlot { up: self, armed: true })
+        Some(ConnectSlot {
+            up: self,
+            armed: true,
+        })
     }
 
     fn wake(&self) {
@@ -205,7 +217,11 @@ impl Upstream {
         }
     }
 
-    async fn connect(self: &Arc<Self>, mut slot: ConnectSlot<'_>, deadline: Instant) -> Result<SendRequest<UpBody>, Failure> {
+    async fn connect(
+        self: &Arc<Self>,
+        mut slot: ConnectSlot<'_>,
+        deadline: Instant,
+    ) -> Result<SendRequest<UpBody>, Failure> {
         let addr = self.addr();
         let stream = match timeout_at(deadline, connect_tcp(addr)).await {
             Ok(Ok(s)) => s,
@@ -243,9 +259,7 @@ impl Upstream {
     }
 
     /// A dedicated connection for an upgrade (WebSocket): never pooled, handed to the tunnel.
-    pub async fn connect_upgradable(
-        self: &Arc<Self>,
-    ) -> Result<SendRequest<UpBody>, Failure> {
+    pub async fn connect_upgradable(self: &Arc<Self>) -> Result<SendRequest<UpBody>, Failure> {
         let deadline = Instant::now() + self.settings.connect_timeout;
         let stream = match timeout_at(deadline, connect_tcp(self.addr())).await {
             Ok(Ok(s)) => s,
@@ -279,7 +293,11 @@ impl Drop for ConnectSlot<'_> {
 }
 
 async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)

@@ -17,8 +17,15 @@ pub enum RouteAction {
     Farm(usize),
     /// Not proxied (Apache's `ProxyPass /x !`): 404.
     Exclude,
-    Redirect { location: HeaderValue, status: StatusCode },
-    Respond { status: StatusCode, body: Bytes, content_type: HeaderValue },
+    Redirect {
+        location: HeaderValue,
+        status: StatusCode,
+    },
+    Respond {
+        status: StatusCode,
+        body: Bytes,
+        content_type: HeaderValue,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -100,9 +107,14 @@ impl RouteTable {
 fn strip_port(host: &[u8]) -> &[u8] {
     if host.first() == Some(&b'[') {
         // [v6]:port
-        return host.iter().position(|&b| b == b']').map_or(host, |i| &host[..=i]);
+        return host
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host, |i| &host[..=i]);
     }
-    host.iter().rposition(|&b| b == b':').map_or(host, |i| &host[..i])
+    host.iter()
+        .rposition(|&b| b == b':')
+        .map_or(host, |i| &host[..i])
 }
 
 fn host_matches(rule: &HostRule, host: Option<&[u8]>) -> bool {
@@ -133,16 +145,36 @@ mod tests {
     use super::*;
 
     fn route(host: Option<&str>, path: PathMatch, action: Action) -> Route {
-        Route { host: host.map(String::from), path, action }
+        Route {
+            host: host.map(String::from),
+            path,
+            action,
+        }
     }
 
     #[test]
     fn first_match_wins_with_host_prefix_regex_and_exclusion() {
         let routes = vec![
-            route(None, PathMatch::Prefix("/app/static".into()), Action::Exclude),
-            route(Some("*.example.com"), PathMatch::Prefix("/app".into()), Action::Farm("b".into())),
-            route(None, PathMatch::Regex(Regex::new(r"\.png$").unwrap()), Action::Farm("img".into())),
-            route(None, PathMatch::Prefix("/app/".into()), Action::Farm("a".into())),
+            route(
+                None,
+                PathMatch::Prefix("/app/static".into()),
+                Action::Exclude,
+            ),
+            route(
+                Some("*.example.com"),
+                PathMatch::Prefix("/app".into()),
+                Action::Farm("b".into()),
+            ),
+            route(
+                None,
+                PathMatch::Regex(Regex::new(r"\.png$").unwrap()),
+                Action::Farm("img".into()),
+            ),
+            route(
+                None,
+                PathMatch::Prefix("/app/".into()),
+                Action::Farm("a".into()),
+            ),
         ];
         let names = ["a", "b", "img"];
         let t = RouteTable::build(&routes, |n| names.iter().position(|x| *x == n));
@@ -152,10 +184,18 @@ mod tests {
             _ => None,
         };
         assert_eq!(farm(Some("www.Example.com:8080"), "/app/x"), Some("b"));
-        assert_eq!(farm(Some("example.com"), "/app/x"), Some("a"), "*.example.com needs a subdomain");
+        assert_eq!(
+            farm(Some("example.com"), "/app/x"),
+            Some("a"),
+            "*.example.com needs a subdomain"
+        );
         assert_eq!(farm(None, "/app/static/x.png"), Some("!"));
         assert_eq!(farm(None, "/app"), Some("a"));
-        assert_eq!(farm(None, "/application"), None, "prefixes match whole segments");
+        assert_eq!(
+            farm(None, "/application"),
+            None,
+            "prefixes match whole segments"
+        );
         assert_eq!(farm(None, "/logo.png"), Some("img"));
     }
 

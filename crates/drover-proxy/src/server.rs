@@ -66,16 +66,23 @@ impl Proxy {
         let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, threads)));
 
         // sockets[worker] = [(listener conf, socket)]
-        let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> =
+            (0..threads).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for (li, listener) in config.listeners.iter().enumerate() {
             let mut bound = Vec::new();
             for addr in &listener.listen {
                 let mut actual = *addr;
                 for worker in sockets.iter_mut() {
-                    let socket = bind(actual).map_err(|source| ServeError::Bind { addr: *addr, source })?;
+                    let socket = bind(actual).map_err(|source| ServeError::Bind {
+                        addr: *addr,
+                        source,
+                    })?;
                     // Port 0: every worker binds the port the first one was given.
-                    actual = socket.local_addr().map_err(|source| ServeError::Bind { addr: *addr, source })?;
+                    actual = socket.local_addr().map_err(|source| ServeError::Bind {
+                        addr: *addr,
+                        source,
+                    })?;
                     worker.push((li, socket));
                 }
                 bound.push(actual);
@@ -97,7 +104,11 @@ impl Proxy {
                     // A keep-alive connection with no new request head for this long is closed;
                     // the same limit stops clients that send a head too slowly.
                     .header_read_timeout(l.idle_timeout);
-                ListenerConf { index, http, trusted: l.trusted_proxies.clone() }
+                ListenerConf {
+                    index,
+                    http,
+                    trusted: l.trusted_proxies.clone(),
+                }
             })
             .collect();
 
@@ -114,9 +125,21 @@ impl Proxy {
             let handle = std::thread::Builder::new()
                 .name(format!("drover-worker-{worker}"))
                 .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt.block_on(run_worker(worker, socks, confs, routing, shutdown_rx, grace)),
-                        Err(e) => tracing::error!(worker, error = %e, "cannot start worker runtime"),
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run_worker(
+                            worker,
+                            socks,
+                            confs,
+                            routing,
+                            shutdown_rx,
+                            grace,
+                        )),
+                        Err(e) => {
+                            tracing::error!(worker, error = %e, "cannot start worker runtime")
+                        }
                     }
                     stopped_tx.send_modify(|n| *n += 1);
                 })
@@ -124,7 +147,13 @@ impl Proxy {
             workers.push(handle);
         }
         tracing::info!(threads, listeners = ?addrs, "drover is serving");
-        Ok(Proxy { routing, addrs, shutdown, workers, stopped })
+        Ok(Proxy {
+            routing,
+            addrs,
+            shutdown,
+            workers,
+            stopped,
+        })
     }
 
     /// The addresses each listener is bound to (port 0 resolved), in config order.
@@ -243,7 +272,11 @@ async fn run_worker(
         }
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!(worker, open = live.count.load(Ordering::Acquire), "grace period over; closing remaining connections");
+        tracing::warn!(
+            worker,
+            open = live.count.load(Ordering::Acquire),
+            "grace period over; closing remaining connections"
+        );
     }
 }
 
@@ -294,7 +327,9 @@ async fn serve(
     _live: LiveGuard,
 ) {
     let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
-    let conn = http.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    let conn = http
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

@@ -35,7 +35,11 @@ pub struct ListenerState {
 /// What a farm answers when no member is ready, prepared for the request path.
 #[derive(Debug)]
 pub enum OutageAction {
-    Page { status: StatusCode, body: Bytes, content_type: HeaderValue },
+    Page {
+        status: StatusCode,
+        body: Bytes,
+        content_type: HeaderValue,
+    },
     Redirect(HeaderValue),
     Sorry(Arc<Upstream>),
 }
@@ -64,7 +68,11 @@ pub struct FarmState {
 impl Routing {
     /// Builds the snapshot for `workers` worker threads.
     pub fn build(config: &Config, workers: usize) -> Routing {
-        let farms: Vec<FarmState> = config.farms.iter().map(|f| FarmState::build(f, workers)).collect();
+        let farms: Vec<FarmState> = config
+            .farms
+            .iter()
+            .map(|f| FarmState::build(f, workers))
+            .collect();
         let index = |name: &str| config.farms.iter().position(|f| f.name == name);
         let listeners = config
             .listeners

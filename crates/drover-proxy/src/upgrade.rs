@@ -15,7 +15,11 @@ use std::sync::Arc;
 use crate::body::{Exchange, ProxyBody};
 
 /// Answers the client's upgrade with the member's 101 and splices the two connections.
-pub fn switch(mut member_res: Response<Incoming>, client: OnUpgrade, exchange: Exchange) -> Response<ProxyBody> {
+pub fn switch(
+    mut member_res: Response<Incoming>,
+    client: OnUpgrade,
+    exchange: Exchange,
+) -> Response<ProxyBody> {
     let member_io = hyper::upgrade::on(&mut member_res);
     let member: Arc<Member> = Arc::clone(&exchange.upstream().member);
     // The request succeeded; the tunnel's lifetime is not request latency.
@@ -31,7 +35,9 @@ pub fn switch(mut member_res: Response<Incoming>, client: OnUpgrade, exchange: E
         let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
         match tokio::io::copy_bidirectional(&mut a, &mut b).await {
             Ok((to_member, to_client)) => member.stats.add_bytes(to_member, to_client),
-            Err(e) => tracing::debug!(member = member.name(), error = %e, "upgraded connection ended"),
+            Err(e) => {
+                tracing::debug!(member = member.name(), error = %e, "upgraded connection ended")
+            }
         }
     });
     let (mut parts, _) = member_res.into_parts();
@@ -39,6 +45,9 @@ pub fn switch(mut member_res: Response<Incoming>, client: OnUpgrade, exchange: E
     for name in ["keep-alive", "proxy-connection", "transfer-encoding"] {
         parts.headers.remove(name);
     }
-    parts.headers.insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+    parts.headers.insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
     Response::from_parts(parts, ProxyBody::empty())
 }

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use drover_core::Flag;
 use drover_proxy::Proxy;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn};
+use hyper::{
+    Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
+};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -44,25 +46,43 @@ struct MemberView<'a> {
 
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let proxy = Arc::clone(&proxy);
         tokio::spawn(async move {
             let svc = service_fn(move |req| answer(Arc::clone(&proxy), req));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
 
-async fn answer(proxy: Arc<Proxy>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         ("GET", "/api/v1/farms") => (StatusCode::OK, "application/json", farms_json(&proxy)),
-        ("GET", _) => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n")),
-        _ => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", Bytes::from_static(b"read-only\n")),
+        ("GET", _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"read-only\n"),
+        ),
     };
     let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
     Ok(res)
 }
 
@@ -99,7 +119,8 @@ fn farms_json(proxy: &Proxy) -> Bytes {
                 .collect(),
         })
         .collect();
-    let mut out = serde_json::to_vec_pretty(&serde_json::json!({ "farms": farms })).unwrap_or_default();
+    let mut out =
+        serde_json::to_vec_pretty(&serde_json::json!({ "farms": farms })).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }

@@ -49,20 +49,35 @@ fn config_text(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) ->
          [farm.app]\npolicy = \"round-robin\"\n"
     );
     for m in members {
-        toml.push_str(&format!("[[farm.app.members]]\nname = \"{}\"\naddress = \"{}\"\n", m.name(), m.addr()));
+        toml.push_str(&format!(
+            "[[farm.app.members]]\nname = \"{}\"\naddress = \"{}\"\n",
+            m.name(),
+            m.addr()
+        ));
     }
     toml
 }
 
 fn print_intro(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) {
-    println!("drover demo: a listener on http://{listen}/ balancing round robin over three test members:");
+    println!(
+        "drover demo: a listener on http://{listen}/ balancing round robin over three test members:"
+    );
     for (m, (_, latency)) in members.iter().zip(MEMBERS) {
-        println!("  {:<7} http://{}/  (answers in ~{} ms)", m.name(), m.addr(), latency.as_millis());
+        println!(
+            "  {:<7} http://{}/  (answers in ~{} ms)",
+            m.name(),
+            m.addr(),
+            latency.as_millis()
+        );
     }
     println!();
     println!("Try:");
-    println!("  curl -s http://{listen}/              # run it a few times: fast, medium, slow, fast, ...");
-    println!("  curl -s http://{listen}/echo          # what the member received (X-Forwarded-For, ...)");
+    println!(
+        "  curl -s http://{listen}/              # run it a few times: fast, medium, slow, fast, ..."
+    );
+    println!(
+        "  curl -s http://{listen}/echo          # what the member received (X-Forwarded-For, ...)"
+    );
     println!("  curl -s http://{admin}/api/v1/farms   # members, flags and counters");
     println!("Stop with Ctrl-C (in-flight requests finish first).");
 }

@@ -22,7 +22,11 @@ use drover_proxy::{Options, Proxy};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "drover", version, about = "A load-aware, highly available HTTP load balancer")]
+#[command(
+    name = "drover",
+    version,
+    about = "A load-aware, highly available HTTP load balancer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,7 +78,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -118,7 +125,10 @@ fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow
 }
 
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
-pub(crate) async fn serve_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+pub(crate) async fn serve_until_signal(
+    proxy: Proxy,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     {
         let proxy = std::sync::Arc::new(proxy);
         if let Some(addr) = admin {

@@ -32,9 +32,9 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::{scan_from, PickContext, Policy};
-use crate::hash::hash_key;
+use super::{PickContext, Policy, scan_from};
 use crate::Member;
+use crate::hash::hash_key;
 
 /// Ring points per unit of weight (relative to the farm's smallest weight).
 pub const POINTS_PER_WEIGHT: u64 = 160;
@@ -141,10 +141,10 @@ impl Policy for ConsistentHash {
         }
         let owner = self.owners[start] as usize;
         let n = members.len();
-        if cap < u32::MAX {
-            if let Some(i) = (0..n).map(|k| (owner + k) % n).find(|&i| fits(ctx, i)) {
-                return Some(i);
-            }
+        if cap < u32::MAX
+            && let Some(i) = (0..n).map(|k| (owner + k) % n).find(|&i| fits(ctx, i))
+        {
+            return Some(i);
         }
         scan_from(members, ctx, owner)
     }

@@ -17,10 +17,10 @@
 //! it, the usual (and harmless) race of least-connections balancers; if the counts move between
 //! the two passes, the pick keeps the minimum found by the first.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::{less_loaded, PickContext, Policy};
+use super::{PickContext, Policy, less_loaded};
 use crate::Member;
 
 #[derive(Debug, Default)]
@@ -74,8 +74,8 @@ impl Policy for LeastConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{check_eligibility, members, spread};
     use crate::Rng;
+    use crate::policy::testing::{check_eligibility, members, spread};
 
     fn pick(p: &LeastConn, ms: &[Arc<Member>]) -> usize {
         p.pick(ms, &mut PickContext::new(Rng::new(0))).unwrap()

@@ -16,8 +16,8 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::rng::Rng;
 use crate::Member;
+use crate::rng::Rng;
 
 mod hash_ring;
 mod least_conn;

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use super::{less_loaded, PickContext, Policy};
+use super::{PickContext, Policy, less_loaded};
 use crate::Member;
 
 /// Uniform draws per candidate before falling back to a scan.

@@ -94,8 +94,8 @@ impl Policy for Random {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{check_eligibility, members, spread};
     use crate::Flag;
+    use crate::policy::testing::{check_eligibility, members, spread};
 
     fn assert_shares(counts: &[usize], weights: &[u32], tolerance: f64) {
         let n: usize = counts.iter().sum();

@@ -1,9 +1,9 @@
 //! `round-robin`: each eligible member in turn, ignoring weight.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::{scan_from, PickContext, Policy};
+use super::{PickContext, Policy, scan_from};
 use crate::Member;
 
 #[derive(Debug, Default)]
@@ -34,8 +34,8 @@ impl Policy for RoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{members, spread};
     use crate::Flag;
+    use crate::policy::testing::{members, spread};
 
     #[test]
     fn even_spread_and_skips_unready() {

@@ -26,10 +26,10 @@
 //! Weights are read from [`MemberState::weight`](crate::MemberState::weight) when the policy is
 //! built: a weight change takes effect when the owner rebuilds the farm snapshot.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::{scan_from, PickContext, Policy};
+use super::{PickContext, Policy, scan_from};
 use crate::Member;
 
 /// Longest smooth sequence kept per farm (entries of 4 bytes: 16 KiB at most, plus one entry per
@@ -83,11 +83,7 @@ fn reduce(mut weights: Vec<u64>) -> Vec<u64> {
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// nginx's smooth weighted round robin, run for one period. On equal scores the lower index wins,
@@ -139,8 +135,8 @@ impl Policy for Weighted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{check_eligibility, members, spread};
     use crate::Flag;
+    use crate::policy::testing::{check_eligibility, members, spread};
 
     fn names(seq: &[u32]) -> String {
         seq.iter().map(|&i| (b'a' + i as u8) as char).collect()

@@ -1,0 +1,276 @@
+//! Shared helpers of the end-to-end tests that run the real `drover` binary as a child process.
+//!
+//! [`Drover`] spawns the binary with `DROVER_LOG=info`, its stdout and stderr going to temporary
+//! files (so tests can poll the log), and kills it (SIGKILL, by PID, through `Child::kill`) when
+//! dropped, removing its files. When a test panics, the guard prints the child's log first, so a
+//! failure shows what drover said.
+//!
+//! Every wait is deadline polling (`drover_testkit::client::DEADLINE` unless said otherwise);
+//! nothing sleeps a fixed time hoping for an outcome.
+
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use drover_testkit::client::DEADLINE;
+
+/// How often the helpers poll.
+const POLL: Duration = Duration::from_millis(5);
+
+/// A path in the system temp dir unique to this process, call and `tag`.
+pub fn temp_path(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("drover-e2e-{}-{n}-{tag}", std::process::id()))
+}
+
+/// A loopback address whose port was free a moment ago (bound on port 0, then released).
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr")
+}
+
+/// The repository root (for `examples/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running (or finished) `drover` child process. Dropping it kills the process.
+pub struct Drover {
+    child: Child,
+    pub pid: u32,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    config: Option<PathBuf>,
+    status: Option<ExitStatus>,
+}
+
+impl Drover {
+    /// `drover <args>`, with `DROVER_LOG=info`, stdout and stderr captured in temp files.
+    pub fn spawn(args: &[&str]) -> Drover {
+        Drover::spawn_with(args, None)
+    }
+
+    /// Writes `config` to a temp file and runs `drover serve --config <file>`. Does not wait for
+    /// the listeners: see [`Drover::wait_listening`].
+    pub fn serve(config: &str) -> Drover {
+        let path = temp_path("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        let path_str = path.to_str().expect("utf-8 temp path").to_owned();
+        Drover::spawn_with(&["serve", "--config", &path_str], Some(path))
+    }
+
+    fn spawn_with(args: &[&str], config: Option<PathBuf>) -> Drover {
+        let stdout = temp_path("stdout.log");
+        let stderr = temp_path("stderr.log");
+        let out = std::fs::File::create(&stdout).expect("create stdout file");
+        let err = std::fs::File::create(&stderr).expect("create stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(args)
+            .env("DROVER_LOG", "info")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn drover");
+        let pid = child.id();
+        Drover {
+            child,
+            pid,
+            stdout,
+            stderr,
+            config,
+            status: None,
+        }
+    }
+
+    /// The config file written by [`Drover::serve`].
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// What drover has written to stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned()
+    }
+
+    /// What drover has written to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stdout).unwrap_or_default()).into_owned()
+    }
+
+    /// Bytes of log written so far: pass it to [`Drover::wait_for_log`] to look only at what
+    /// comes after.
+    pub fn log_len(&self) -> usize {
+        std::fs::metadata(&self.stderr).map_or(0, |m| m.len() as usize)
+    }
+
+    /// Polls the log written after byte `since` until a line contains every one of `needles`
+    /// (case-insensitive); returns that line. Fails the test after `DEADLINE`.
+    pub async fn wait_for_log(&self, since: usize, needles: &[&str]) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let log = self.stderr();
+            let fresh = log.get(since..).unwrap_or("");
+            if let Some(line) = fresh.lines().find(|line| {
+                let line = line.to_lowercase();
+                needles.iter().all(|n| line.contains(&n.to_lowercase()))
+            }) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line containing {needles:?} within {DEADLINE:?}; log since then:\n{fresh}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Polls until `addr` accepts TCP connections. Fails at once if drover exits, and after
+    /// `DEADLINE`.
+    pub async fn wait_listening(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            if let Some(status) = self.try_status() {
+                panic!("drover exited ({status}) before listening on {addr}; stderr:\n{}", self.stderr());
+            }
+            assert!(Instant::now() < deadline, "drover not listening on {addr} within {DEADLINE:?}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process with `kill -<signal> <pid>`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed: {status}", self.pid);
+    }
+
+    /// The exit status, if the process has exited (never blocks).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Polls until the process exits, at most `within`; `None` if it is still running.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Like [`Drover::wait_exit`], for tests without a runtime.
+    pub fn wait_exit_blocking(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// A `kB` field of `/proc/<pid>/status`, e.g. `VmRSS` or `VmHWM` (peak RSS), in bytes.
+    pub fn proc_status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/<pid>/status (is drover still running?)");
+        let line = status
+            .lines()
+            .find(|l| l.split(':').next() == Some(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid));
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse {line:?}"));
+        kb * 1024
+    }
+
+    /// Current resident set size.
+    pub fn vm_rss(&self) -> u64 {
+        self.proc_status_bytes("VmRSS")
+    }
+
+    /// Peak resident set size since the process started.
+    pub fn vm_hwm(&self) -> u64 {
+        self.proc_status_bytes("VmHWM")
+    }
+}
+
+impl Drop for Drover {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- drover (pid {}) stdout ---\n{}\n--- drover stderr ---\n{}\n--- end ---",
+                self.pid,
+                self.stdout(),
+                self.stderr()
+            );
+        }
+        let _ = std::fs::remove_file(&self.stdout);
+        let _ = std::fs::remove_file(&self.stderr);
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
+    }
+}
+
+/// Writes `request` as is on a fresh connection and reads until drover closes it, tolerating a
+/// reset after the answer (a server that answers an oversized head and closes with unread input
+/// makes the kernel send RST). Returns everything read, as (lossy) text.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before reading everything: a failed write is not an error
+    // here, the answer is what counts.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "connection not closed within {DEADLINE:?}; read so far: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response (`HTTP/1.1 431 ...`).
+pub fn status_of(response: &str) -> Option<u16> {
+    let line = response.lines().next()?;
+    let mut parts = line.split_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    parts.next()?.parse().ok()
+}
