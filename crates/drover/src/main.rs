@@ -78,10 +78,16 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or journald would get raw escape codes. On a
+    // terminal, tracing-subscriber's default applies (colours unless NO_COLOR is set).
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        builder.init();
+    } else {
+        builder.with_ansi(false).init();
+    }
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -141,8 +147,14 @@ pub(crate) async fn serve_until_signal(
         wait_for_signal().await?;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         proxy.shutdown();
-        proxy.stopped().await;
-        tracing::info!("stopped");
+        // A second signal during the grace period means "now": exit without waiting.
+        tokio::select! {
+            _ = proxy.stopped() => tracing::info!("stopped"),
+            r = wait_for_signal() => {
+                r?;
+                tracing::warn!("second signal: exiting without waiting for in-flight requests");
+            }
+        }
         Ok(())
     }
 }

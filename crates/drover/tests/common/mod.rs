@@ -140,9 +140,15 @@ impl Drover {
                 return;
             }
             if let Some(status) = self.try_status() {
-                panic!("drover exited ({status}) before listening on {addr}; stderr:\n{}", self.stderr());
+                panic!(
+                    "drover exited ({status}) before listening on {addr}; stderr:\n{}",
+                    self.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "drover not listening on {addr} within {DEADLINE:?}");
+            assert!(
+                Instant::now() < deadline,
+                "drover not listening on {addr} within {DEADLINE:?}"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -154,7 +160,11 @@ impl Drover {
             .arg(self.pid.to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed: {status}", self.pid);
+        assert!(
+            status.success(),
+            "kill -{signal} {} failed: {status}",
+            self.pid
+        );
     }
 
     /// The exit status, if the process has exited (never blocks).
