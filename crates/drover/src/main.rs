@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 use drover_proxy::{Options, Proxy};
 
 // mimalloc: measured against glibc malloc in bench/peers (see docs/performance.md).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
