@@ -73,8 +73,8 @@ pub struct Listener {
     /// `[[listener.route]]` in file order, then the listener's `farm` key as a catch-all route.
     pub routes: Vec<Route>,
     pub limits: Limits,
-    /// `idle_timeout`: a keep-alive client connection with no request for this long is closed.
-    /// Default 60s.
+    /// `idle_timeout`: a client connection with no request running or started and nothing
+    /// written to it for this long is closed (see `drover-proxy/src/idle.rs`). Default 60s.
     pub idle_timeout: Duration,
     /// `trusted_proxies`: CIDRs whose `X-Forwarded-*`/`Forwarded` headers are kept and appended
     /// to; from anyone else they are removed and replaced. Default: none trusted.

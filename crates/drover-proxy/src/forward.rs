@@ -19,7 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that apply to one connection only, never forwarded.
+/// Headers that apply to one connection only, never forwarded. [`Scan`] keeps one bit per entry,
+/// by position: `Connection` must stay first and `Upgrade` seventh.
 static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -76,13 +77,58 @@ pub struct ForwardSettings {
     pub forwarded: bool,
 }
 
-/// True when the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| has_token(v.as_bytes(), b"upgrade"))
+/// What one pass over a message's header names found. Most messages carry no hop-by-hop header
+/// but `Connection`, no forwarding header and no `Location`, so the rewrites below look headers up
+/// (a hash each) only when this pass says there is something to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scan {
+    /// Bit `i` set: `HOP_BY_HOP[i]` is present.
+    hop_by_hop: u8,
+    /// Some `X-Forwarded-*` or `Forwarded` header is present.
+    forwarding: bool,
+    /// `Location` or `Content-Location` is present.
+    location: bool,
+}
+
+impl Scan {
+    pub fn of(headers: &HeaderMap) -> Scan {
+        let mut scan = Scan::default();
+        for name in headers.keys() {
+            let s = name.as_str();
+            // Dispatch on length first: one compare rules out nearly every name.
+            match s.len() {
+                2 | 7 | 10 | 16 | 17 => {
+                    if let Some(i) = HOP_BY_HOP.iter().position(|h| h.as_str() == s) {
+                        scan.hop_by_hop |= 1 << i;
+                    } else if s == "x-forwarded-host" || s == "x-forwarded-proto" {
+                        scan.forwarding = true;
+                    } else if s == "content-location" {
+                        scan.location = true;
+                    }
+                }
+                8 => scan.location |= s == "location",
+                9 => scan.forwarding |= s == "forwarded",
+                15 => scan.forwarding |= s == "x-forwarded-for",
+                _ => {}
+            }
+        }
+        scan
+    }
+
+    /// The request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
+    pub fn wants_upgrade(&self, headers: &HeaderMap) -> bool {
+        const CONNECTION: u8 = 1 << 0;
+        const UPGRADE: u8 = 1 << 6;
+        self.hop_by_hop & (CONNECTION | UPGRADE) == CONNECTION | UPGRADE
+            && headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .any(|v| has_token(v.as_bytes(), b"upgrade"))
+    }
+
+    pub fn has_location(&self) -> bool {
+        self.location
+    }
 }
 
 fn has_token(list: &[u8], token: &[u8]) -> bool {
@@ -91,10 +137,13 @@ fn has_token(list: &[u8], token: &[u8]) -> bool {
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        // Rare (mostly `Connection: keep-alive`/`close`/`upgrade`, which are removed anyway): only
-        // collect names when there is something unusual in it.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, scan: &Scan) {
+    if scan.hop_by_hop == 0 {
+        return;
+    }
+    if scan.hop_by_hop & 1 != 0 {
+        // Rare (mostly `Connection: keep-alive`/`close`/`upgrade`, removed anyway): a Vec is only
+        // allocated when the header names something unusual.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -107,8 +156,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        if headers.contains_key(name) {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if scan.hop_by_hop & (1 << i) != 0 {
             headers.remove(name);
         }
     }
@@ -120,10 +169,12 @@ fn is_standard_connection_token(t: &[u8]) -> bool {
         || t.eq_ignore_ascii_case(b"upgrade")
 }
 
-/// Prepares a client's request headers for the member. `host` is the client's Host (if any),
-/// `upgrade` whether to keep the protocol switch.
+/// Prepares a client's request headers for the member. `scan` is [`Scan::of`] these headers,
+/// `host` the client's Host header, `upgrade` whether to keep the protocol switch.
 pub fn request_headers(
     headers: &mut HeaderMap,
+    scan: &Scan,
+    host: Option<&HeaderValue>,
     client: &ClientAddr,
     settings: ForwardSettings,
     upgrade: bool,
@@ -133,33 +184,43 @@ pub fn request_headers(
     } else {
         None
     };
-    strip_hop_by_hop(headers);
+    strip_hop_by_hop(headers, scan);
     if let Some(u) = upgrade_value {
         headers.insert(header::UPGRADE, u);
         headers.insert(header::CONNECTION, UPGRADE.clone());
     }
-    if !client.trusted {
+    // Forwarding headers already present are kept (and appended to) only from a trusted proxy.
+    let existing = scan.forwarding && client.trusted;
+    if scan.forwarding && !client.trusted {
         for name in [
             &X_FORWARDED_FOR,
             &X_FORWARDED_PROTO,
             &X_FORWARDED_HOST,
             &header::FORWARDED,
         ] {
-            if headers.contains_key(name) {
-                headers.remove(name);
-            }
+            headers.remove(name);
         }
     }
     if settings.x_forwarded {
-        set_x_forwarded(headers, client);
+        set_x_forwarded(headers, client, host, existing);
     }
     if settings.forwarded {
-        set_forwarded(headers, client);
+        set_forwarded(headers, client, host, existing);
     }
 }
 
-fn set_x_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
-    match headers.get(&X_FORWARDED_FOR) {
+fn set_x_forwarded(
+    headers: &mut HeaderMap,
+    client: &ClientAddr,
+    host: Option<&HeaderValue>,
+    existing: bool,
+) {
+    let prev = if existing {
+        headers.get(&X_FORWARDED_FOR)
+    } else {
+        None
+    };
+    match prev {
         Some(prev) => {
             let mut v = BytesMut::with_capacity(prev.len() + 2 + client.xff.len());
             v.put_slice(prev.as_bytes());
@@ -173,19 +234,27 @@ fn set_x_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
             headers.insert(&X_FORWARDED_FOR, client.xff.clone());
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !existing || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, HTTP.clone());
     }
-    if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(host) = headers.get(header::HOST).cloned()
+    if let Some(host) = host
+        && (!existing || !headers.contains_key(&X_FORWARDED_HOST))
     {
-        headers.insert(&X_FORWARDED_HOST, host);
+        headers.insert(&X_FORWARDED_HOST, host.clone());
     }
 }
 
-fn set_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
-    let host = headers.get(header::HOST).map(|h| h.as_bytes());
-    let prev = headers.get(header::FORWARDED).map(|h| h.as_bytes());
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: &ClientAddr,
+    host: Option<&HeaderValue>,
+    existing: bool,
+) {
+    let prev = if existing {
+        headers.get(header::FORWARDED).map(|h| h.as_bytes())
+    } else {
+        None
+    };
     let mut v = BytesMut::with_capacity(64);
     if let Some(prev) = prev {
         v.put_slice(prev);
@@ -194,7 +263,7 @@ fn set_forwarded(headers: &mut HeaderMap, client: &ClientAddr) {
     v.put_slice(b"for=");
     v.put_slice(&client.forwarded_for);
     v.put_slice(b";proto=http");
-    if let Some(host) = host {
+    if let Some(host) = host.map(|h| h.as_bytes()) {
         let quote = host.iter().any(|&b| b == b':' || b == b'[');
         v.put_slice(b";host=");
         if quote {
@@ -259,6 +328,31 @@ mod tests {
         h
     }
 
+    fn forward(h: &mut HeaderMap, c: &ClientAddr, upgrade: bool) {
+        let scan = Scan::of(h);
+        let host = h.get(header::HOST).cloned();
+        request_headers(h, &scan, host.as_ref(), c, BOTH, upgrade);
+    }
+
+    #[test]
+    fn scan_finds_what_matters() {
+        let h = map(&[
+            ("host", "a"),
+            ("x-forwarded-proto", "https"),
+            ("content-location", "/x"),
+        ]);
+        let s = Scan::of(&h);
+        assert!(s.forwarding && s.location && s.hop_by_hop == 0);
+        let h = map(&[("transfer-encoding", "chunked"), ("upgrade", "websocket")]);
+        let s = Scan::of(&h);
+        assert_eq!(s.hop_by_hop, (1 << 5) | (1 << 6));
+        assert!(
+            !s.wants_upgrade(&h),
+            "Upgrade without Connection: upgrade is no upgrade"
+        );
+        assert!(!Scan::of(&map(&[("accept", "*/*")])).forwarding);
+    }
+
     const BOTH: ForwardSettings = ForwardSettings {
         x_forwarded: true,
         forwarded: true,
@@ -273,7 +367,8 @@ mod tests {
             ("te", "trailers"),
             ("x-kept", "yes"),
         ]);
-        strip_hop_by_hop(&mut h);
+        let scan = Scan::of(&h);
+        strip_hop_by_hop(&mut h, &scan);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
     }
@@ -286,7 +381,7 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6"),
             ("forwarded", "for=6.6.6.6"),
         ]);
-        request_headers(&mut h, &c, BOTH, false);
+        forward(&mut h, &c, false);
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
@@ -301,7 +396,7 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9"),
             ("forwarded", "for=203.0.113.9"),
         ]);
-        request_headers(&mut h, &c, BOTH, false);
+        forward(&mut h, &c, false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, ::1");
         assert_eq!(
             h["forwarded"],
@@ -313,8 +408,8 @@ mod tests {
     fn upgrade_survives_when_asked() {
         let c = ClientAddr::new("127.0.0.1:1".parse().unwrap(), false);
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(wants_upgrade(&h));
-        request_headers(&mut h, &c, BOTH, true);
+        assert!(Scan::of(&h).wants_upgrade(&h));
+        forward(&mut h, &c, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
     }

@@ -39,6 +39,7 @@ pub struct ConnCtx {
     pub worker: usize,
     pub listener: usize,
     pub client: ClientAddr,
+    pub activity: crate::idle::Activity,
 }
 
 /// hyper's service function: never fails; every problem becomes an HTTP answer.
@@ -46,6 +47,7 @@ pub async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let _running = ctx.activity.request();
     let routing = ctx.routing.load_full();
     let Some(listener) = routing.listeners.get(ctx.listener) else {
         return Ok(error::text(
@@ -165,7 +167,8 @@ async fn proxy(
         total: farm.timeouts.total.map(|t| started + t),
         idle: farm.timeouts.idle,
     };
-    let upgrade = forward::wants_upgrade(req.headers());
+    let scan = forward::Scan::of(req.headers());
+    let upgrade = scan.wants_upgrade(req.headers());
     let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let key = farm
         .key
@@ -176,6 +179,8 @@ async fn proxy(
     let client_host = parts.headers.get(header::HOST).cloned();
     forward::request_headers(
         &mut parts.headers,
+        &scan,
+        client_host.as_ref(),
         &ctx.client,
         listener.forwarding,
         upgrade,
@@ -220,11 +225,8 @@ async fn proxy(
         };
         pick.exclude(index);
         let up = &farm.upstreams[index];
-        let req = match pending.take() {
-            Some(mut parts) => {
-                if !farm.preserve_host || !parts.headers.contains_key(header::HOST) {
-                    parts.headers.insert(header::HOST, up.authority.clone());
-                }
+        let mut req = match pending.take() {
+            Some(parts) => {
                 let body = match client_body.take() {
                     None => UpBody::Empty,
                     Some(inner) => UpBody::client(inner, Arc::clone(member)),
@@ -236,6 +238,9 @@ async fn proxy(
                 None => return last_failure.unwrap_or(Failure::Upstream).response(),
             },
         };
+        if !farm.preserve_host || !req.headers().contains_key(header::HOST) {
+            req.headers_mut().insert(header::HOST, up.authority.clone());
+        }
         let outcome = attempt(
             ctx,
             farm,
@@ -335,8 +340,9 @@ async fn attempt(
     }
     exchange.headers_received(sent.elapsed(), Some(lent.conn));
     let (mut parts, body) = res.into_parts();
-    forward::strip_hop_by_hop(&mut parts.headers);
-    if farm.rewrite_location {
+    let scan = forward::Scan::of(&parts.headers);
+    forward::strip_hop_by_hop(&mut parts.headers, &scan);
+    if farm.rewrite_location && scan.has_location() {
         forward::rewrite_location(&mut parts.headers, &up.origin, client_host);
     }
     let body = UpstreamBody::new(body, exchange, deadlines.idle, deadlines.total);

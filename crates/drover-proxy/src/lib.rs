@@ -34,6 +34,7 @@ pub mod body;
 pub mod error;
 pub mod forward;
 pub mod handler;
+pub mod idle;
 pub mod pool;
 pub mod route;
 pub mod server;

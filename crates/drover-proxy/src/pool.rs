@@ -235,6 +235,7 @@ impl Upstream {
             }
         };
         let (conn, driver) = match http1::Builder::new()
+            .writev(false)
             .handshake::<_, UpBody>(TokioIo::new(stream))
             .await
         {

@@ -38,6 +38,8 @@ pub(crate) enum MemberBody {
     Full(Option<Bytes>),
     /// `remaining` more bytes of the download pattern.
     Pattern { remaining: u64 },
+    /// `remaining` bytes of the pattern, then nothing, ever (`/stall`).
+    Stalled { remaining: u64 },
 }
 
 impl MemberBody {
@@ -52,6 +54,10 @@ impl MemberBody {
     pub(crate) fn pattern(len: u64) -> MemberBody {
         MemberBody::Pattern { remaining: len }
     }
+
+    pub(crate) fn stalled(len: u64) -> MemberBody {
+        MemberBody::Stalled { remaining: len }
+    }
 }
 
 impl Body for MemberBody {
@@ -64,7 +70,8 @@ impl Body for MemberBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let frame = match self.get_mut() {
             MemberBody::Full(bytes) => bytes.take(),
-            MemberBody::Pattern { remaining } => {
+            MemberBody::Stalled { remaining: 0 } => return Poll::Pending,
+            MemberBody::Pattern { remaining } | MemberBody::Stalled { remaining } => {
                 if *remaining == 0 {
                     None
                 } else {
@@ -82,6 +89,7 @@ impl Body for MemberBody {
         match self {
             MemberBody::Full(bytes) => bytes.is_none(),
             MemberBody::Pattern { remaining } => *remaining == 0,
+            MemberBody::Stalled { .. } => false,
         }
     }
 
@@ -91,6 +99,7 @@ impl Body for MemberBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             MemberBody::Pattern { remaining } => SizeHint::with_exact(*remaining),
+            MemberBody::Stalled { remaining } => SizeHint::with_exact(*remaining + 1),
         }
     }
 }

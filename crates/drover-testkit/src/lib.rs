@@ -9,7 +9,7 @@
 //!
 //! Key types: [`MemberConfig`] (builder: name, [`Latency`], status, failure share, hang, cookies,
 //! extra headers, seed) and [`TestMember`] (the running member and its handle). Routes are listed
-//! in `routes.rs`: a default answer, `/echo`, `/upload`, `/download`, `/redirect`,
+//! in `routes.rs`: a default answer, `/echo`, `/upload`, `/download`, `/stall`, `/redirect`,
 //! `/status/<code>`, `/slow` and a WebSocket echo on `/ws`. Every answer carries
 //! `X-Member: <name>` and every body starts with the name.
 //!

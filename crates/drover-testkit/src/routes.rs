@@ -68,6 +68,7 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Answer {
         "/echo" => echo(&ctx, req).await,
         "/upload" => upload(&ctx, req).await,
         "/download" => download(&ctx, req).await,
+        "/stall" => stall(&ctx, req).await,
         "/redirect" => redirect(&ctx, req).await,
         "/slow" => slow(&ctx, req).await,
         "/ws" => Ok(ws::accept(&ctx, req)),
@@ -174,6 +175,21 @@ async fn download(ctx: &Ctx, req: Request<Incoming>) -> Answer {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    Ok(res)
+}
+
+/// `/stall?bytes=N`: announces N + 1 bytes, sends N of the download pattern, then sends nothing
+/// more while keeping the connection open (a member stuck mid-response).
+async fn stall(ctx: &Ctx, req: Request<Incoming>) -> Answer {
+    let b = &ctx.behaviour;
+    let len = query_param(&req, "bytes").and_then(|v| v.parse::<u64>().ok());
+    drain(req.into_body()).await?;
+    let Some(len) = len else {
+        return Ok(b.text(StatusCode::BAD_REQUEST, "stall needs ?bytes=<count>"));
+    };
+    let mut res = b.respond(StatusCode::OK, MemberBody::stalled(len));
+    res.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len + 1));
     Ok(res)
 }
 

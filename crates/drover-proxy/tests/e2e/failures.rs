@@ -207,3 +207,57 @@ async fn max_connections_caps_member_connections() {
         m.connections()
     );
 }
+
+#[tokio::test]
+async fn a_response_body_that_stalls_is_cut_off_after_idle_timeout() {
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n[farm.app]\nidle_timeout = \"300ms\"\n{}",
+        members_toml("app", &[&m], |_| String::new())
+    );
+    let proxy = drover(&toml);
+    let t = Instant::now();
+    let mut conn = connect(proxy.addr()).await;
+    let cut = tokio::time::timeout(
+        DEADLINE,
+        try_send(&mut conn, get_request(proxy.addr(), "/stall?bytes=1000")),
+    )
+    .await;
+    let err = cut.expect("drover cuts a stalled body off well before the test deadline");
+    assert!(
+        err.is_err(),
+        "the client must see the body end early, not a complete response"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "cut off after {:?}",
+        t.elapsed()
+    );
+    let routing = proxy.routing();
+    let member = &routing.farm("app").unwrap().farm.members[0];
+    eventually("the cut-off exchange counts as a failure", || {
+        member.stats.failures() == 1
+    })
+    .await;
+    assert_eq!(get(proxy.addr(), "/").await.status, 200, "still serving");
+}
+
+#[tokio::test]
+async fn total_timeout_bounds_the_whole_exchange() {
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n[farm.app]\ntotal_timeout = \"400ms\"\n{}",
+        members_toml("app", &[&m], |_| String::new())
+    );
+    let proxy = drover(&toml);
+    let r = get(proxy.addr(), "/slow?ms=3000").await;
+    assert_eq!(r.status, 504);
+    assert!(r.text().contains("ran out of time"), "{}", r.text());
+    let mut conn = connect(proxy.addr()).await;
+    let cut = tokio::time::timeout(
+        DEADLINE,
+        try_send(&mut conn, get_request(proxy.addr(), "/stall?bytes=10")),
+    )
+    .await;
+    assert!(cut.expect("cut off in time").is_err());
+}

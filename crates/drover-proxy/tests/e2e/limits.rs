@@ -49,3 +49,80 @@ async fn garbage_gets_400() {
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert_eq!(get(proxy.addr(), "/").await.status, 200, "still serving");
 }
+
+fn idle_config(m: &TestMember) -> String {
+    format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\nidle_timeout = \"300ms\"\n[farm.app]\n{}",
+        members_toml("app", &[m], |_| String::new())
+    )
+}
+
+/// Reads until the server closes the connection; returns how long that took.
+async fn closed_after(stream: &mut tokio::net::TcpStream) -> std::time::Duration {
+    use tokio::io::AsyncReadExt;
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return t.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("drover did not close the connection within {DEADLINE:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let proxy = drover(&idle_config(&m));
+    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let took = closed_after(&mut s).await;
+    assert!(
+        took >= std::time::Duration::from_millis(300),
+        "closed after {took:?}"
+    );
+    assert_eq!(m.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_request_head_trickled_byte_by_byte_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let proxy = drover(&idle_config(&m));
+    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let trickle = async {
+        // Bounded: 200 bytes at 20 ms each is 4 s, far past the 300 ms limit.
+        for b in b"GET / HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 176].iter())
+        {
+            if s.write_all(&[*b]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    };
+    assert!(
+        tokio::time::timeout(DEADLINE, trickle).await.unwrap(),
+        "drover kept reading a head that never ends"
+    );
+    assert_eq!(m.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_member_is_not_an_idle_client() {
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let proxy = drover(&idle_config(&m));
+    let r = get(proxy.addr(), "/slow?ms=900").await;
+    assert_eq!(
+        r.status,
+        200,
+        "a request waiting on its member is not idle: {}",
+        r.text()
+    );
+}
