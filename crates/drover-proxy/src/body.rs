@@ -79,6 +79,8 @@ pub struct Exchange {
     upstream: Arc<Upstream>,
     conn: Option<SendRequest<UpBody>>,
     worker: usize,
+    /// When the response head arrived: the start of the connection's next idle time.
+    head_at: Option<Instant>,
     latency_ns: Option<u64>,
     bytes_out: u64,
     ok: bool,
@@ -92,6 +94,7 @@ impl Exchange {
             upstream,
             conn: None,
             worker,
+            head_at: None,
             latency_ns: None,
             bytes_out: 0,
             ok: false,
@@ -102,17 +105,20 @@ impl Exchange {
         &self.upstream
     }
 
-    /// The response head arrived after `latency`; keep `conn` until the body ends.
-    pub fn headers_received(&mut self, latency: Duration, conn: Option<SendRequest<UpBody>>) {
-        self.latency_ns = Some(latency.as_nanos() as u64);
+    /// The response head arrived now, for a request sent at `sent`; keep `conn` until the body
+    /// ends.
+    pub fn headers_received(&mut self, sent: Instant, conn: Option<SendRequest<UpBody>>) {
+        let now = Instant::now();
+        self.latency_ns = Some(now.saturating_duration_since(sent).as_nanos() as u64);
+        self.head_at = Some(now);
         self.conn = conn;
     }
 
     /// The response ended cleanly: the connection may serve another request.
     fn complete(&mut self) {
         self.ok = true;
-        if let Some(conn) = self.conn.take() {
-            self.upstream.checkin(self.worker, conn);
+        if let (Some(conn), Some(since)) = (self.conn.take(), self.head_at) {
+            self.upstream.checkin(self.worker, conn, since);
         }
     }
 
@@ -202,10 +208,13 @@ impl Body for UpstreamBody {
                 }
                 let timer = this.timer.as_mut().map(|t| t.as_mut().poll(cx));
                 ready!(timer.unwrap_or(Poll::Pending));
-                tracing::warn!(
-                    member = this.exchange.upstream.member.name(),
-                    "response body stalled past idle_timeout or ran past total_timeout; cut off"
-                );
+                if let Some(held) = this.exchange.upstream.warn.allow() {
+                    tracing::warn!(
+                        member = this.exchange.upstream.member.name(),
+                        held_back = held,
+                        "response body stalled past idle_timeout or ran past total_timeout; cut off"
+                    );
+                }
                 Poll::Ready(Some(Err("member response body timed out".into())))
             }
         }

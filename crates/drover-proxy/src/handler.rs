@@ -161,10 +161,9 @@ async fn proxy(
     farm: &FarmState,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let started = Instant::now();
     let deadlines = Deadlines {
         first_byte: farm.timeouts.first_byte,
-        total: farm.timeouts.total.map(|t| started + t),
+        total: farm.timeouts.total.map(|t| Instant::now() + t),
         idle: farm.timeouts.idle,
     };
     let scan = forward::Scan::of(req.headers());
@@ -263,7 +262,9 @@ async fn proxy(
             }
             Attempt::Sent(f) => {
                 let retry = matches!(f, Failure::Upstream) && template.is_some() && !resent;
-                tracing::warn!(member = member.name(), failure = ?f, retry, "member failed the request");
+                if let Some(held) = up.warn.allow() {
+                    tracing::warn!(member = member.name(), failure = ?f, retry, held_back = held, "member failed the request");
+                }
                 if !retry {
                     return f.response();
                 }
@@ -287,13 +288,15 @@ async fn attempt(
     deadlines: &Deadlines,
     client_host: Option<&http::HeaderValue>,
 ) -> Attempt {
+    // The one clock reading before sending: pool ageing, the time the request went out.
+    let sent = Instant::now();
     let lent = if client_upgrade.is_some() {
         up.connect_upgradable().await.map(|conn| crate::pool::Lent {
             conn,
             reused: false,
         })
     } else {
-        up.acquire(ctx.worker).await
+        up.acquire(ctx.worker, sent).await
     };
     let mut lent = match lent {
         Ok(l) => l,
@@ -301,7 +304,7 @@ async fn attempt(
     };
     if lent.conn.ready().await.is_err() {
         // The pooled connection closed while idle; one fresh try on the same member.
-        lent = match up.acquire(ctx.worker).await {
+        lent = match up.acquire(ctx.worker, Instant::now()).await {
             Ok(l) => l,
             Err(f) => return Attempt::NotSent(f, req),
         };
@@ -310,7 +313,6 @@ async fn attempt(
         }
     }
     let mut exchange = Exchange::start(Arc::clone(up), ctx.worker);
-    let sent = Instant::now();
     let first_byte = sent + deadlines.first_byte;
     let (limit, on_timeout) = match deadlines.total {
         Some(t) if t < first_byte => (t, Failure::TotalTimeout),
@@ -328,17 +330,19 @@ async fn attempt(
             };
         }
         Err(_) => {
-            tracing::warn!(member = up.member.name(), failure = ?on_timeout, "no response head in time");
+            if let Some(held) = up.warn.allow() {
+                tracing::warn!(member = up.member.name(), failure = ?on_timeout, held_back = held, "no response head in time");
+            }
             return Attempt::Sent(on_timeout);
         }
     };
     if res.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_io) = client_upgrade.take()
     {
-        exchange.headers_received(sent.elapsed(), None);
+        exchange.headers_received(sent, None);
         return Attempt::Done(upgrade::switch(res, client_io, exchange));
     }
-    exchange.headers_received(sent.elapsed(), Some(lent.conn));
+    exchange.headers_received(sent, Some(lent.conn));
     let (mut parts, body) = res.into_parts();
     let scan = forward::Scan::of(&parts.headers);
     forward::strip_hop_by_hop(&mut parts.headers, &scan);
@@ -358,7 +362,9 @@ async fn outage(
     client_host: Option<&http::HeaderValue>,
     deadlines: &Deadlines,
 ) -> Response<ProxyBody> {
-    tracing::warn!(farm = %farm.farm.name, "no member is ready: outage action");
+    if let Some(held) = farm.warn.allow() {
+        tracing::warn!(farm = %farm.farm.name, held_back = held, "no member is ready: outage action");
+    }
     match &farm.outage {
         OutageAction::Page {
             status,

@@ -35,6 +35,7 @@ pub mod error;
 pub mod forward;
 pub mod handler;
 pub mod idle;
+pub mod loglimit;
 pub mod pool;
 pub mod route;
 pub mod server;

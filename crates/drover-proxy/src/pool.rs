@@ -31,6 +31,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::body::UpBody;
 use crate::error::Failure;
+use crate::loglimit::LogLimit;
 
 /// Most connects in progress to one member at once (all workers).
 pub const MAX_CONNECTING: u32 = 16;
@@ -61,6 +62,8 @@ pub struct Upstream {
     connecting: AtomicU32,
     waiting: AtomicU32,
     freed: Notify,
+    /// Rate limit for this member's warnings.
+    pub warn: LogLimit,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -94,6 +97,7 @@ impl Upstream {
             connecting: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             freed: Notify::new(),
+            warn: LogLimit::default(),
         }
     }
 
@@ -101,17 +105,22 @@ impl Upstream {
         self.member.addr()
     }
 
-    /// A connection to this member: a pooled idle one if any, else a new one.
-    pub async fn acquire(self: &Arc<Self>, worker: usize) -> Result<Lent, Failure> {
-        let deadline = Instant::now() + self.settings.connect_timeout;
-        if let Some(conn) = self.take_idle(worker) {
+    /// A connection to this member: a pooled idle one if any, else a new one. `now` is the
+    /// caller's clock reading (one per request is enough).
+    pub async fn acquire(self: &Arc<Self>, worker: usize, now: Instant) -> Result<Lent, Failure> {
+        if let Some(conn) = self.take_idle(worker, now) {
             return Ok(Lent { conn, reused: true });
         }
+        let deadline = now + self.settings.connect_timeout;
+        // Slow path. Counted as waiting throughout, so a connection returned at any moment from
+        // here on wakes this request (no lost wakeup between a failed check and the wait).
+        self.waiting.fetch_add(1, Relaxed);
+        let _waiting = Waiting(&self.waiting);
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some(conn) = self.take_idle_any(worker) {
+            if let Some(conn) = self.take_idle(worker, Instant::now()) {
                 return Ok(Lent { conn, reused: true });
             }
             if let Some(slot) = self.reserve() {
@@ -120,10 +129,11 @@ impl Upstream {
                     reused: false,
                 });
             }
-            self.waiting.fetch_add(1, Relaxed);
-            let woke = timeout_at(deadline, freed).await;
-            self.waiting.fetch_sub(1, Relaxed);
-            if woke.is_err() {
+            // At the member's limit: an idle connection of another worker beats waiting.
+            if let Some(conn) = self.take_idle_any(worker, Instant::now()) {
+                return Ok(Lent { conn, reused: true });
+            }
+            if timeout_at(deadline, freed).await.is_err() {
                 return Err(
                     if self.settings.max_connections > 0
                         && self.member.stats.connections() >= self.settings.max_connections
@@ -137,8 +147,8 @@ impl Upstream {
         }
     }
 
-    /// Returns a connection whose response ended cleanly.
-    pub fn checkin(&self, worker: usize, conn: SendRequest<UpBody>) {
+    /// Returns a connection whose response ended cleanly; `since` starts its idle time.
+    pub fn checkin(&self, worker: usize, conn: SendRequest<UpBody>, since: Instant) {
         if conn.is_closed() {
             return;
         }
@@ -147,10 +157,7 @@ impl Upstream {
             if idle.len() >= self.settings.max_idle {
                 return; // dropped: closes, and frees a slot via the connection task
             }
-            idle.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+            idle.push(Idle { conn, since });
         }
         self.wake();
     }
@@ -176,8 +183,7 @@ impl Upstream {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_idle(&self, worker: usize) -> Option<SendRequest<UpBody>> {
-        let now = Instant::now();
+    fn take_idle(&self, worker: usize, now: Instant) -> Option<SendRequest<UpBody>> {
         let mut idle = self.lock(worker);
         while let Some(i) = idle.pop() {
             // Not `is_ready()`: the connection task may not yet have seen the end of the last
@@ -189,10 +195,10 @@ impl Upstream {
         None
     }
 
-    /// Own list first, then the other workers' (only on the slow path, when waiting for a slot).
-    fn take_idle_any(&self, worker: usize) -> Option<SendRequest<UpBody>> {
+    /// Own list first, then the other workers' (only on the slow path, at the member's limit).
+    fn take_idle_any(&self, worker: usize, now: Instant) -> Option<SendRequest<UpBody>> {
         let n = self.idle.len();
-        (0..n).find_map(|k| self.take_idle((worker + k) % n))
+        (0..n).find_map(|k| self.take_idle((worker + k) % n, now))
     }
 
     fn reserve(&self) -> Option<ConnectSlot<'_>> {
@@ -226,11 +232,15 @@ impl Upstream {
         let stream = match timeout_at(deadline, connect_tcp(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                tracing::warn!(member = self.member.name(), %addr, error = %e, "connect failed");
+                if let Some(held) = self.warn.allow() {
+                    tracing::warn!(member = self.member.name(), %addr, error = %e, held_back = held, "connect failed");
+                }
                 return Err(Failure::Connect);
             }
             Err(_) => {
-                tracing::warn!(member = self.member.name(), %addr, "connect timed out");
+                if let Some(held) = self.warn.allow() {
+                    tracing::warn!(member = self.member.name(), %addr, held_back = held, "connect timed out");
+                }
                 return Err(Failure::Connect);
             }
         };
@@ -241,7 +251,9 @@ impl Upstream {
         {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(member = self.member.name(), error = %e, "handshake failed");
+                if let Some(held) = self.warn.allow() {
+                    tracing::warn!(member = self.member.name(), error = %e, held_back = held, "handshake failed");
+                }
                 return Err(Failure::Connect);
             }
         };
@@ -274,6 +286,15 @@ impl Upstream {
             let _ = driver.with_upgrades().await;
         });
         Ok(conn)
+    }
+}
+
+/// Un-counts a waiting request however `acquire` ends.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

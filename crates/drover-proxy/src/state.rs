@@ -63,6 +63,8 @@ pub struct FarmState {
     pub rewrite_location: bool,
     pub outage: OutageAction,
     pub key: Option<KeySource>,
+    /// Rate limit for this farm's outage warnings.
+    pub warn: crate::loglimit::LogLimit,
 }
 
 impl Routing {
@@ -156,6 +158,7 @@ impl FarmState {
             rewrite_location: cfg.rewrite_location,
             outage,
             key,
+            warn: Default::default(),
         }
     }
 }
