@@ -7,7 +7,8 @@
 //!
 //! The request path (DESIGN.md, "The request path"), file by file:
 //! 1. [`server`]: worker threads, one current-thread tokio runtime each; every worker binds every
-//!    listener address with `SO_REUSEPORT` and serves HTTP/1.1 connections with hyper.
+//!    listener address with `SO_REUSEPORT` and serves HTTP/1.1 connections with hyper; [`idle`]
+//!    closes client connections that have gone quiet.
 //! 2. [`route`]: the listener's route table (host, path prefix, regex) yields a farm or a direct
 //!    answer (exclusion, redirect, fixed page).
 //! 3. stickiness: a later issue (the member `route` id is already carried).
@@ -20,6 +21,8 @@
 //! 7. [`handler`]: no ready member → the farm's outage action (page, redirect, sorry member).
 //! 8. [`body`] streams the response back, returns the connection to the pool at end of body and
 //!    settles the member counters; [`upgrade`] splices WebSocket and other upgraded connections.
+//!
+//! Warnings about members and farms go through [`loglimit`]: at most one a second per subject.
 //!
 //! Concurrency model: a worker's tasks never leave its thread, so each worker has its own idle
 //! connection lists (an uncontended mutex each) and its own random state. Everything shared between
