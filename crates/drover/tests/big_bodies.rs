@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Drover, free_addr};
+use common::{Drover, free_addr, one_member_config};
 use drover_testkit::client::{connect, try_send};
 use drover_testkit::{DOWNLOAD_PATTERN, MemberConfig, TestMember};
 use http::Request;
@@ -40,23 +40,7 @@ async fn hundred_mib_up_and_down_in_bounded_memory() {
         .await
         .expect("member");
     let addr = free_addr();
-    let mut drover = Drover::serve(&format!(
-        r#"
-[server]
-threads = 1
-grace = "1s"
-
-[[listener]]
-listen = "{addr}"
-farm = "app"
-
-[farm.app]
-[[farm.app.members]]
-name = "m1"
-address = "{member}"
-"#,
-        member = member.addr()
-    ));
+    let mut drover = Drover::serve(&one_member_config(addr, "1s", member.addr(), ""));
     drover.wait_listening(addr).await;
     let hwm_at_start = drover.vm_hwm();
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Drover, free_addr, raw_exchange, status_of};
+use common::{Drover, free_addr, one_member_config, raw_exchange, status_of};
 use drover_testkit::client::get;
 use drover_testkit::{MemberConfig, TestMember};
 
@@ -13,24 +13,11 @@ async fn start() -> (TestMember, Drover, std::net::SocketAddr) {
         .await
         .expect("member");
     let addr = free_addr();
-    let mut drover = Drover::serve(&format!(
-        r#"
-[server]
-threads = 1
-grace = "1s"
-
-[[listener]]
-listen = "{addr}"
-farm = "app"
-max_header_bytes = "8KiB"
-max_uri_bytes = "1KiB"
-
-[farm.app]
-[[farm.app.members]]
-name = "m1"
-address = "{member}"
-"#,
-        member = member.addr()
+    let mut drover = Drover::serve(&one_member_config(
+        addr,
+        "1s",
+        member.addr(),
+        "max_header_bytes = \"8KiB\"\nmax_uri_bytes = \"1KiB\"",
     ));
     drover.wait_listening(addr).await;
     (member, drover, addr)

@@ -35,6 +35,35 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// The repository root (for `examples/`).
+/// A one-worker drover on `listen` in front of one member named `m1`, with `grace` and extra
+/// keys for the listener table (e.g. `max_uri_bytes = "1KiB"`).
+pub fn one_member_config(
+    listen: SocketAddr,
+    grace: &str,
+    member: SocketAddr,
+    listener_keys: &str,
+) -> String {
+    format!(
+        r#"
+[server]
+threads = 1
+grace = "{grace}"
+
+[[listener]]
+listen = "{listen}"
+farm = "app"
+{listener_keys}
+
+[farm.app]
+policy = "round-robin"
+
+[[farm.app.members]]
+name = "m1"
+address = "{member}"
+"#
+    )
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
