@@ -216,14 +216,12 @@ fn set_x_forwarded(
     existing: bool,
 ) {
     let prev = if existing {
-        headers.get(&X_FORWARDED_FOR)
+        joined(headers, &X_FORWARDED_FOR)
     } else {
         None
     };
     match prev {
-        Some(prev) => {
-            let mut v = BytesMut::with_capacity(prev.len() + 2 + client.xff.len());
-            v.put_slice(prev.as_bytes());
+        Some(mut v) => {
             v.put_slice(b", ");
             v.put_slice(client.xff.as_bytes());
             if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
@@ -251,32 +249,64 @@ fn set_forwarded(
     existing: bool,
 ) {
     let prev = if existing {
-        headers.get(header::FORWARDED).map(|h| h.as_bytes())
+        joined(headers, &header::FORWARDED)
     } else {
         None
     };
-    let mut v = BytesMut::with_capacity(64);
-    if let Some(prev) = prev {
-        v.put_slice(prev);
+    let mut v = prev.unwrap_or_else(|| BytesMut::with_capacity(64));
+    if !v.is_empty() {
         v.put_slice(b", ");
     }
     v.put_slice(b"for=");
     v.put_slice(&client.forwarded_for);
     v.put_slice(b";proto=http");
     if let Some(host) = host.map(|h| h.as_bytes()) {
-        let quote = host.iter().any(|&b| b == b':' || b == b'[');
         v.put_slice(b";host=");
-        if quote {
+        // RFC 7239: a value that is not a token is a quoted-string; quote and escape anything
+        // else, so a Host header can never add elements (`, for=...`) of its own.
+        if host.iter().all(|&b| is_tchar(b)) {
+            v.put_slice(host);
+        } else {
             v.put_u8(b'"');
-        }
-        v.put_slice(host);
-        if quote {
+            for &b in host {
+                if b == b'"' || b == b'\\' {
+                    v.put_u8(b'\\');
+                }
+                v.put_u8(b);
+            }
             v.put_u8(b'"');
         }
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
         headers.insert(header::FORWARDED, v);
     }
+}
+
+/// Every line of a header joined with ", " (a list header may arrive on several lines).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<BytesMut> {
+    let mut out: Option<BytesMut> = None;
+    for line in headers.get_all(name) {
+        let v = out.get_or_insert_with(|| BytesMut::with_capacity(64));
+        if !v.is_empty() {
+            v.put_slice(b", ");
+        }
+        v.put_slice(line.as_bytes());
+    }
+    out
+}
+
+/// RFC 9110 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A Host header value a reverse proxy may pass on: `host[:port]` with a reg-name, IPv4 or
+/// bracketed IPv6 host (RFC 3986 characters only: no spaces, commas, quotes or slashes).
+pub fn valid_host(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=:[]%".contains(&b))
 }
 
 /// Rewrites `Location` / `Content-Location` values that start with the member's own origin
@@ -402,6 +432,25 @@ mod tests {
             h["forwarded"],
             "for=203.0.113.9, for=\"[::1]\";proto=http;host=\"example.com:8080\""
         );
+    }
+
+    #[test]
+    fn forwarded_host_cannot_add_elements_and_chains_keep_every_line() {
+        let c = ClientAddr::new("192.0.2.7:5000".parse().unwrap(), true);
+        let mut h = map(&[
+            ("host", "x\\\"y"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+            ("forwarded", "for=1.1.1.1"),
+        ]);
+        forward(&mut h, &c, false);
+        assert_eq!(
+            h["forwarded"],
+            "for=1.1.1.1, for=192.0.2.7;proto=http;host=\"x\\\\\\\"y\""
+        );
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 192.0.2.7");
+        assert!(valid_host(b"example.com:8080") && valid_host(b"[::1]:80"));
+        assert!(!valid_host(b"x, for=10.0.0.1") && !valid_host(b"a\"b") && !valid_host(b""));
     }
 
     #[test]

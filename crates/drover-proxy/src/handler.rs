@@ -59,11 +59,25 @@ pub async fn handle(
         tracing::info!(client = %ctx.client.ip, len = uri_len(req.uri()), "request target too long: 414");
         return Ok(error::text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n"));
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .map(|h| h.as_bytes())
-        .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
+    // RFC 9112 §3.2: one valid Host, required in HTTP/1.1; an absolute-form target's authority
+    // overrides it. Anything else is answered 400: members behind drover must not be able to
+    // read a different host than the one drover routed on.
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Ok(bad_request(&ctx, "more than one Host header"));
+    }
+    let host = match req.uri().authority() {
+        Some(a) => Some(a.as_str().as_bytes()),
+        None => host_header.map(|h| h.as_bytes()),
+    };
+    match host {
+        None if req.version() == Version::HTTP_11 => {
+            return Ok(bad_request(&ctx, "HTTP/1.1 request without Host"));
+        }
+        Some(h) if !forward::valid_host(h) => return Ok(bad_request(&ctx, "invalid Host")),
+        _ => {}
+    }
     let action = listener.routes.find(host, req.uri().path());
     Ok(match action {
         None => error::text(
@@ -89,6 +103,15 @@ pub async fn handle(
             Box::pin(proxy(&ctx, listener, &routing.farms[*i], req)).await
         }
     })
+}
+
+fn bad_request(ctx: &ConnCtx, why: &'static str) -> Response<ProxyBody> {
+    tracing::info!(client = %ctx.client.ip, why, "bad request: 400");
+    let mut res = error::text(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    // What else this client sends on the connection cannot be trusted either.
+    res.headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    res
 }
 
 fn uri_len(uri: &Uri) -> usize {
@@ -175,6 +198,11 @@ async fn proxy(
         .and_then(|k| request_key(k, &ctx.client, req.headers()));
 
     let (mut parts, body) = req.into_parts();
+    if let Some(authority) = parts.uri.authority()
+        && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     let client_host = parts.headers.get(header::HOST).cloned();
     forward::request_headers(
         &mut parts.headers,
@@ -303,6 +331,9 @@ async fn attempt(
         Err(f) => return Attempt::NotSent(f, req),
     };
     if lent.conn.ready().await.is_err() {
+        if client_upgrade.is_some() {
+            return Attempt::NotSent(Failure::Connect, req);
+        }
         // The pooled connection closed while idle; one fresh try on the same member.
         lent = match up.acquire(ctx.worker, Instant::now()).await {
             Ok(l) => l,
@@ -342,7 +373,9 @@ async fn attempt(
         exchange.headers_received(sent, None);
         return Attempt::Done(upgrade::switch(res, client_io, exchange));
     }
-    exchange.headers_received(sent, Some(lent.conn));
+    // A dedicated upgrade connection that was not switched is not pooled: it was never counted.
+    let keep = client_upgrade.is_none().then_some(lent.conn);
+    exchange.headers_received(sent, keep);
     let (mut parts, body) = res.into_parts();
     let scan = forward::Scan::of(&parts.headers);
     forward::strip_hop_by_hop(&mut parts.headers, &scan);

@@ -17,7 +17,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed, Ordering::SeqCst, fence};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,6 +115,9 @@ impl Upstream {
         // Slow path. Counted as waiting throughout, so a connection returned at any moment from
         // here on wakes this request (no lost wakeup between a failed check and the wait).
         self.waiting.fetch_add(1, Relaxed);
+        // Pairs with the fence in `wake`: either this request sees the freed slot or connection,
+        // or the freeing side sees `waiting` and notifies (needed on weakly ordered CPUs).
+        fence(SeqCst);
         let _waiting = Waiting(&self.waiting);
         loop {
             let freed = self.freed.notified();
@@ -218,6 +221,7 @@ impl Upstream {
     }
 
     fn wake(&self) {
+        fence(SeqCst);
         if self.waiting.load(Relaxed) > 0 {
             self.freed.notify_waiters();
         }

@@ -381,6 +381,9 @@ async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
             for up in &farm.upstreams {
                 up.reap(worker);
             }
+            if let crate::state::OutageAction::Sorry(up) = &farm.outage {
+                up.reap(worker);
+            }
         }
     }
 }

@@ -126,3 +126,43 @@ async fn a_slow_member_is_not_an_idle_client() {
         r.text()
     );
 }
+
+#[tokio::test]
+async fn host_must_be_single_valid_and_present_in_http_1_1() {
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let proxy = drover(&config(&m));
+    for (what, request) in [
+        (
+            "two Host headers",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ),
+        ("no Host", "GET / HTTP/1.1\r\n\r\n"),
+        (
+            "a Host with a list in it",
+            "GET / HTTP/1.1\r\nHost: x, for=10.0.0.1\r\n\r\n",
+        ),
+    ] {
+        let (head, _) = raw_exchange(proxy.addr(), &format!("{request}")).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{what}: {head}");
+    }
+    assert_eq!(m.requests(), 0);
+    let (head, body) = raw_exchange(proxy.addr(), "GET /echo HTTP/1.0\r\n\r\n").await;
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "HTTP/1.0 needs no Host: {head}"
+    );
+    assert!(
+        body.contains(&format!("host: {}", m.addr())),
+        "the member still gets a Host: {body}"
+    );
+    let (head, body) = raw_exchange(
+        proxy.addr(),
+        "GET http://shop.example.com/echo HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body.contains("host: shop.example.com"),
+        "absolute-form: the target's authority is the Host: {body}"
+    );
+}
