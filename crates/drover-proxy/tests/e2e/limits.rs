@@ -142,7 +142,7 @@ async fn host_must_be_single_valid_and_present_in_http_1_1() {
             "GET / HTTP/1.1\r\nHost: x, for=10.0.0.1\r\n\r\n",
         ),
     ] {
-        let (head, _) = raw_exchange(proxy.addr(), &format!("{request}")).await;
+        let (head, _) = raw_exchange(proxy.addr(), request).await;
         assert!(head.starts_with("HTTP/1.1 400"), "{what}: {head}");
     }
     assert_eq!(m.requests(), 0);
