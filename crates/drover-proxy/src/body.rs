@@ -12,6 +12,7 @@
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ pub struct Exchange {
     upstream: Arc<Upstream>,
     conn: Option<SendRequest<UpBody>>,
     worker: usize,
+    /// The request body's progress, if it had one: the connection is reused only once it is done.
+    upload: Option<Arc<Upload>>,
     /// When the response head arrived: the start of the connection's next idle time.
     head_at: Option<Instant>,
     latency_ns: Option<u64>,
@@ -94,11 +97,17 @@ impl Exchange {
             upstream,
             conn: None,
             worker,
+            upload: None,
             head_at: None,
             latency_ns: None,
             bytes_out: 0,
             ok: false,
         }
+    }
+
+    pub fn with_upload(mut self, upload: Option<Arc<Upload>>) -> Self {
+        self.upload = upload;
+        self
     }
 
     pub fn upstream(&self) -> &Arc<Upstream> {
@@ -117,7 +126,8 @@ impl Exchange {
     /// The response ended cleanly: the connection may serve another request.
     fn complete(&mut self) {
         self.ok = true;
-        if let (Some(conn), Some(since)) = (self.conn.take(), self.head_at) {
+        let upload_done = self.upload.as_ref().is_none_or(|u| u.done());
+        if let (Some(conn), Some(since), true) = (self.conn.take(), self.head_at, upload_done) {
             self.upstream.checkin(self.worker, conn, since);
         }
     }
@@ -239,7 +249,22 @@ pub enum UpBody {
 
 impl UpBody {
     pub fn client(inner: Incoming, member: Arc<Member>) -> Self {
-        UpBody::Client(inner, ByteCount { member, bytes: 0 })
+        UpBody::Client(
+            inner,
+            ByteCount {
+                member,
+                bytes: 0,
+                upload: Arc::default(),
+            },
+        )
+    }
+
+    /// How the upload of this body is going (`None` without a body).
+    pub fn upload(&self) -> Option<Arc<Upload>> {
+        match self {
+            UpBody::Empty => None,
+            UpBody::Client(_, count) => Some(Arc::clone(&count.upload)),
+        }
     }
 
     /// The client's body back, from a request that was not sent.
@@ -255,6 +280,27 @@ impl UpBody {
 pub struct ByteCount {
     member: Arc<Member>,
     bytes: u64,
+    upload: Arc<Upload>,
+}
+
+/// Progress of a request body on its way to a member, seen from the handler while hyper sends it:
+/// the first-byte timeout waits for an upload that is still moving, and a connection whose
+/// request body was not sent to the end is never reused (the member may have answered early,
+/// e.g. 413, while hyper is still writing the body).
+#[derive(Debug, Default)]
+pub struct Upload {
+    sent: AtomicU64,
+    done: AtomicBool,
+}
+
+impl Upload {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Relaxed)
+    }
+
+    pub fn done(&self) -> bool {
+        self.done.load(Relaxed)
+    }
 }
 
 impl Drop for ByteCount {
@@ -274,11 +320,19 @@ impl Body for UpBody {
         match self.get_mut() {
             UpBody::Empty => Poll::Ready(None),
             UpBody::Client(inner, count) => {
-                let frame = ready!(Pin::new(inner).poll_frame(cx));
-                if let Some(Ok(f)) = &frame
-                    && let Some(d) = f.data_ref()
-                {
-                    count.bytes += d.len() as u64;
+                let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
+                match &frame {
+                    Some(Ok(f)) => {
+                        if let Some(d) = f.data_ref() {
+                            count.bytes += d.len() as u64;
+                            count.upload.sent.store(count.bytes, Relaxed);
+                        }
+                        if inner.is_end_stream() {
+                            count.upload.done.store(true, Relaxed);
+                        }
+                    }
+                    None => count.upload.done.store(true, Relaxed),
+                    Some(Err(_)) => {}
                 }
                 Poll::Ready(frame)
             }

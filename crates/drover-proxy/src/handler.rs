@@ -330,7 +330,8 @@ async fn attempt(
         Ok(l) => l,
         Err(f) => return Attempt::NotSent(f, req),
     };
-    if lent.conn.ready().await.is_err() {
+    let ready_by = sent + deadlines.first_byte;
+    if !matches!(timeout_at(ready_by, lent.conn.ready()).await, Ok(Ok(()))) {
         if client_upgrade.is_some() {
             return Attempt::NotSent(Failure::Connect, req);
         }
@@ -339,17 +340,48 @@ async fn attempt(
             Ok(l) => l,
             Err(f) => return Attempt::NotSent(f, req),
         };
-        if lent.conn.ready().await.is_err() {
+        if !matches!(timeout_at(ready_by, lent.conn.ready()).await, Ok(Ok(()))) {
             return Attempt::NotSent(Failure::Connect, req);
         }
     }
-    let mut exchange = Exchange::start(Arc::clone(up), ctx.worker);
+    let upload = req.body().upload();
+    let mut exchange = Exchange::start(Arc::clone(up), ctx.worker).with_upload(upload.clone());
     let first_byte = sent + deadlines.first_byte;
     let (limit, on_timeout) = match deadlines.total {
         Some(t) if t < first_byte => (t, Failure::TotalTimeout),
         _ => (first_byte, Failure::FirstByteTimeout),
     };
-    let res = match timeout_at(limit, lent.conn.try_send_request(req)).await {
+    let response = lent.conn.try_send_request(req);
+    tokio::pin!(response);
+    let mut limit = limit;
+    let mut progress = upload.as_ref().map(|u| (u.sent(), u.done()));
+    let res = loop {
+        match timeout_at(limit, response.as_mut()).await {
+            Err(_) => {
+                // The member owes no answer before it has the whole body: while the upload keeps
+                // moving, or if it finished since the timer was set, the wait starts again.
+                let now = upload.as_ref().map(|u| (u.sent(), u.done()));
+                let moving = match (progress, now) {
+                    (Some((sent0, done0)), Some((sent1, done1))) => {
+                        !done0 && (sent1 > sent0 || done1)
+                    }
+                    _ => false,
+                };
+                let before_total = deadlines.total.is_none_or(|t| Instant::now() < t);
+                if moving && before_total {
+                    progress = now;
+                    limit = Instant::now() + deadlines.first_byte;
+                    if let Some(t) = deadlines.total {
+                        limit = limit.min(t);
+                    }
+                    continue;
+                }
+                break Err(());
+            }
+            Ok(r) => break Ok(r),
+        }
+    };
+    let res = match res {
         Ok(Ok(res)) => res,
         Ok(Err(mut e)) => {
             return match e.take_message() {
@@ -360,7 +392,11 @@ async fn attempt(
                 }
             };
         }
-        Err(_) => {
+        Err(()) => {
+            let on_timeout = match deadlines.total {
+                Some(t) if Instant::now() >= t => Failure::TotalTimeout,
+                _ => on_timeout,
+            };
             if let Some(held) = up.warn.allow() {
                 tracing::warn!(member = up.member.name(), failure = ?on_timeout, held_back = held, "no response head in time");
             }

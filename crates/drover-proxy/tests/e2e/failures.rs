@@ -261,3 +261,51 @@ async fn total_timeout_bounds_the_whole_exchange() {
     .await;
     assert!(cut.expect("cut off in time").is_err());
 }
+
+#[tokio::test]
+async fn a_slow_upload_is_not_a_first_byte_timeout_and_an_early_answer_does_not_poison_the_pool() {
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n[farm.app]\nfirst_byte_timeout = \"300ms\"\n{}",
+        members_toml("app", &[&m], |_| String::new())
+    );
+    let proxy = drover(&toml);
+    // 12 chunks, 60 ms apart: the upload alone lasts ~720 ms, more than twice first_byte_timeout.
+    let chunks = futures_util::stream::iter(0..12).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'x'; 1000])))
+    });
+    let req = http::Request::post("/upload")
+        .header("host", "a")
+        .body(BodyExt::boxed(StreamBody::new(chunks)))
+        .unwrap();
+    let r = send(&mut connect(proxy.addr()).await, req).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "m 12000\n", "the member got the whole body");
+
+    // A member that answers a POST at once (/status/413) without reading its body: the next
+    // request must not be sent on that connection while hyper is still writing the upload.
+    let big = futures_util::stream::iter(0..20).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'y'; 1000])))
+    });
+    let req = http::Request::post("/status/413")
+        .header("host", "a")
+        .body(BodyExt::boxed(StreamBody::new(big)))
+        .unwrap();
+    let mut c = connect(proxy.addr()).await;
+    let early = tokio::spawn(async move { try_send(&mut c, req).await.map(|r| r.status) });
+    eventually("the member answered the POST", || m.requests() >= 2).await;
+    let t = Instant::now();
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "a GET waited {:?} behind an upload",
+        t.elapsed()
+    );
+    let _ = early.await;
+}
