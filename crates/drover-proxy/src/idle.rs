@@ -7,8 +7,10 @@
 //! closed when, for a whole `idle_timeout`, no request was running, none started and nothing was
 //! written to the client. That closes idle keep-alive connections, clients that trickle a request
 //! head byte by byte (slowloris: bytes arrive but no request ever starts), and clients that stop
-//! reading a response; it never touches a request waiting on a slow member (the farm's
-//! `first_byte_timeout` bounds that) or a response still streaming.
+//! reading a response. It never touches a request waiting for its member's response head (the
+//! farm's `first_byte_timeout` bounds that). A response body that sends nothing for a whole
+//! `idle_timeout` (a quiet event stream, a long poll) is cut off like an idle client, as HAProxy's
+//! `timeout client` does: raise the listener's `idle_timeout` for such routes.
 //!
 //! Precision: a connection goes between `idle_timeout` and 1.25 x `idle_timeout` after it fell
 //! quiet.

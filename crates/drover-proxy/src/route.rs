@@ -5,6 +5,8 @@
 //! without the port, path prefixes on segment boundaries (`/api` matches `/api` and `/api/x`, not
 //! `/apix`), regexes against the path alone.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use drover_config::{Action, PathMatch, Route};
 use http::{HeaderValue, StatusCode};
@@ -94,14 +96,71 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The action of the first route matching `host` (as sent, port allowed) and `path`.
+    /// The action of the first route matching `host` (as sent, port allowed) and `path`. The path
+    /// is matched normalised ([`normalize`]), so `/app//static`, `/app/./static` or
+    /// `/app/%73tatic` cannot slip past a rule for `/app/static`.
     pub fn find(&self, host: Option<&[u8]>, path: &str) -> Option<&RouteAction> {
         let host = host.map(strip_port);
+        let path = normalize(path);
+        let path = path.as_ref();
         self.routes
             .iter()
             .find(|r| host_matches(&r.host, host) && path_matches(&r.path, path))
             .map(|r| &r.action)
     }
+}
+
+/// The path as a member that normalises it would see it (RFC 3986 §6.2.2): percent-encoded
+/// unreserved characters decoded, empty segments collapsed, `.` and `..` segments resolved.
+/// Borrowed, with no work beyond one scan, for the usual path that needs none of it.
+pub fn normalize(path: &str) -> Cow<'_, str> {
+    let b = path.as_bytes();
+    let needs = b.contains(&b'%') || b.windows(2).any(|w| w == b"//" || w == b"/.");
+    if !needs {
+        return Cow::Borrowed(path);
+    }
+    // Decode %XX only where it names an unreserved character; anything else stays encoded.
+    let mut decoded = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            let c = h * 16 + l;
+            if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                decoded.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(b[i]);
+        i += 1;
+    }
+    let mut out: Vec<&[u8]> = Vec::new();
+    for seg in decoded.split(|&c| c == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut norm = String::with_capacity(decoded.len());
+    for seg in &out {
+        norm.push('/');
+        norm.push_str(&String::from_utf8_lossy(seg));
+    }
+    let trailing = decoded.ends_with(b"/") || decoded.ends_with(b"/.") || decoded.ends_with(b"/..");
+    if norm.is_empty() || trailing {
+        norm.push('/');
+    }
+    Cow::Owned(norm)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 fn strip_port(host: &[u8]) -> &[u8] {
@@ -197,6 +256,42 @@ mod tests {
             "prefixes match whole segments"
         );
         assert_eq!(farm(None, "/logo.png"), Some("img"));
+    }
+
+    #[test]
+    fn paths_are_matched_normalised() {
+        assert!(matches!(normalize("/app/static/x.css"), Cow::Borrowed(_)));
+        for p in [
+            "/app//static/x",
+            "/app/./static/x",
+            "/app/%73tatic/x",
+            "/app/x/../static/x",
+            "//app/static/x",
+        ] {
+            assert_eq!(normalize(p), "/app/static/x", "{p}");
+        }
+        assert_eq!(
+            normalize("/a/%2F/b"),
+            "/a/%2F/b",
+            "an encoded slash is not a separator"
+        );
+        assert_eq!(normalize("/../.."), "/");
+        assert_eq!(normalize("/a/b/"), "/a/b/");
+        assert_eq!(normalize("/a/%"), "/a/%");
+        let routes = vec![route(
+            None,
+            PathMatch::Prefix("/app/static".into()),
+            Action::Exclude,
+        )];
+        let t = RouteTable::build(&routes, |_| None);
+        assert!(matches!(
+            t.find(None, "/app/%73tatic/secret"),
+            Some(RouteAction::Exclude)
+        ));
+        assert!(matches!(
+            t.find(None, "/app//static/secret"),
+            Some(RouteAction::Exclude)
+        ));
     }
 
     #[test]
