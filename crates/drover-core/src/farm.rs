@@ -55,12 +55,4 @@ impl Farm {
     pub fn member(&self, name: &str) -> Option<&Arc<Member>> {
         self.members.iter().find(|m| m.name() == name)
     }
-
-    /// Number of members that accept new sessions.
-    pub fn ready_count(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| m.state.accepts_new())
-            .count()
-    }
 }

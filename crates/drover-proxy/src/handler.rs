@@ -100,7 +100,8 @@ pub async fn handle(
         // idle keep-alive ones included. Unboxed, the proxying state machine (~3.5 KiB) would
         // sit in every idle connection; boxed, it costs one allocation per proxied request.
         Some(RouteAction::Farm(i)) => {
-            Box::pin(proxy(&ctx, listener, &routing.farms[*i], req)).await
+            let host = host_header.cloned();
+            Box::pin(proxy(&ctx, listener, &routing.farms[*i], req, host)).await
         }
     })
 }
@@ -183,6 +184,7 @@ async fn proxy(
     listener: &ListenerState,
     farm: &FarmState,
     mut req: Request<Incoming>,
+    host_header: Option<http::HeaderValue>,
 ) -> Response<ProxyBody> {
     let deadlines = Deadlines {
         first_byte: farm.timeouts.first_byte,
@@ -198,12 +200,14 @@ async fn proxy(
         .and_then(|k| request_key(k, &ctx.client, req.headers()));
 
     let (mut parts, body) = req.into_parts();
+    // The Host `handle` already looked up, unless an absolute-form target's authority replaces it.
+    let mut client_host = host_header;
     if let Some(authority) = parts.uri.authority()
         && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
     {
-        parts.headers.insert(header::HOST, host);
+        parts.headers.insert(header::HOST, host.clone());
+        client_host = Some(host);
     }
-    let client_host = parts.headers.get(header::HOST).cloned();
     forward::request_headers(
         &mut parts.headers,
         &scan,

@@ -173,11 +173,6 @@ impl Upstream {
             .retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
     }
 
-    /// Idle connections of all workers (for the API and tests).
-    pub fn idle_count(&self) -> usize {
-        (0..self.idle.len()).map(|w| self.lock(w).len()).sum()
-    }
-
     fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         // A panic while holding this lock can only come from Vec::push's allocation failing, which
         // aborts; a poisoned list is still a valid list.
