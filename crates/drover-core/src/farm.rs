@@ -1,19 +1,69 @@
-//! A farm: a named, immutable snapshot of members and the policy built over them.
+//! A farm: a named, immutable snapshot of members and the policy built over them, plus the health
+//! rules every pick and every health write of the farm follows.
 //!
 //! The proxy holds farms behind `ArcSwap`; a change of membership or weights builds a new `Farm`
 //! (members are `Arc`s, so their flags and counters carry over) and swaps it in atomically.
+//!
+//! Health, the farm's part (see DESIGN.md "Member state" and docs/configuration.md):
+//! - **panic mode**: when fewer than `panic_threshold` of the members that are on are healthy, a
+//!   pick ignores health and spreads over every member that is on ([`Farm::refresh`] decides, after
+//!   every health flip);
+//! - **slow start**: a member that became healthy less than `slow_start` ago keeps each pick that
+//!   lands on it only with probability `elapsed / slow_start` (at least 1/20); otherwise the pick
+//!   goes to another eligible member at random. Its share of new requests ramps linearly,
+//!   whatever the policy;
+//! - **passive ejection**: [`Farm::report`] counts failures in a row; at the threshold the member is
+//!   ejected for a backoff that doubles with each ejection in a row, never more than
+//!   `max_ejected` of the farm at once; [`Farm::return_ejected`] ends ejections whose time is up.
+//!
+//! Every write returns the [`Transition`]s it caused, for the caller to log once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
-use crate::member::{Member, MemberSpec};
+use crate::clock;
+use crate::health::{Transition, show};
+use crate::member::{Flag, Member, MemberSpec};
+use crate::outlier::OutlierRules;
 use crate::policy::{PickContext, Policy, PolicyKind};
+
+/// The health rules of a farm (from its config; all off by default).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealthRules {
+    /// Ramp window of a member that becomes healthy again; zero = off.
+    pub slow_start: Duration,
+    /// Share (0..=1) of healthy members below which the farm panics; 0 = never.
+    pub panic_threshold: f64,
+    pub passive: PassiveRules,
+}
+
+/// Passive checks: ejection on failures seen in live traffic.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PassiveRules {
+    /// Failures in a row that eject a member; 0 = passive ejection off.
+    pub consecutive_failures: u32,
+    /// First ejection; doubled for every further ejection in a row.
+    pub ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    /// Most of the farm (0..=1) that may be ejected at once.
+    pub max_ejected: f64,
+    /// The error-rate rule, judged every `outlier_interval` by the health supervisor.
+    pub outlier: OutlierRules,
+    pub outlier_interval: Duration,
+}
+
+/// Slow start never sends a ramping member less than this share of its turns.
+const RAMP_FLOOR: f64 = 0.05;
 
 #[derive(Debug)]
 pub struct Farm {
     pub name: String,
     pub kind: PolicyKind,
     pub members: Vec<Arc<Member>>,
+    pub rules: HealthRules,
     policy: Box<dyn Policy>,
+    panic: AtomicBool,
 }
 
 impl Farm {
@@ -37,15 +87,59 @@ impl Farm {
             name: name.into(),
             kind,
             members,
+            rules: HealthRules::default(),
             policy,
+            panic: AtomicBool::new(false),
         }
+    }
+
+    /// Sets the farm's health rules.
+    pub fn with_rules(mut self, rules: HealthRules) -> Self {
+        self.rules = rules;
+        self.refresh();
+        self
     }
 
     /// Picks a member for a request. No lock, no allocation.
     #[inline]
     pub fn pick(&self, ctx: &mut PickContext) -> Option<(usize, &Arc<Member>)> {
-        let i = self.policy.pick(&self.members, ctx)?;
+        ctx.panic = self.panic.load(Relaxed);
+        let mut i = self.policy.pick(&self.members, ctx)?;
+        if !self.rules.slow_start.is_zero() && self.members[i].health.up_since().is_some() {
+            i = self.ramp(i, ctx);
+        }
         Some((i, &self.members[i]))
+    }
+
+    /// Slow start: keeps `i` with probability elapsed / window, otherwise picks another member
+    /// (if there is one). The slow path of [`Farm::pick`], taken only while a ramp may be running.
+    #[cold]
+    fn ramp(&self, i: usize, ctx: &mut PickContext) -> usize {
+        let health = &self.members[i].health;
+        let Some(since) = health.up_since() else {
+            return i;
+        };
+        let window = clock::span(self.rules.slow_start);
+        let elapsed = clock::now().saturating_sub(since);
+        if elapsed >= window {
+            // Ramp over: back to the fast path for this member.
+            let _ = health.up_since.compare_exchange(since, 0, Relaxed, Relaxed);
+            return i;
+        }
+        let share = (elapsed as f64 / window as f64).max(RAMP_FLOOR);
+        let draw = (ctx.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        if draw < share {
+            return i;
+        }
+        // The turn goes to another eligible member chosen at random, not through the policy
+        // again: a second pick would move the policy's own state (a round-robin cursor) and skew
+        // the shares it hands out.
+        let mut other = ctx.clone();
+        if !other.exclude(i) {
+            return i;
+        }
+        let start = ctx.rng.below(self.members.len());
+        crate::policy::scan_from(&self.members, &other, start).unwrap_or(i)
     }
 
     pub fn policy(&self) -> &dyn Policy {
@@ -55,4 +149,168 @@ impl Farm {
     pub fn member(&self, name: &str) -> Option<&Arc<Member>> {
         self.members.iter().find(|m| m.name() == name)
     }
+
+    /// Is the farm in panic mode (health ignored)?
+    pub fn in_panic(&self) -> bool {
+        self.panic.load(Relaxed)
+    }
+
+    /// Members that are on, and how many of them are healthy.
+    pub fn health_counts(&self) -> (usize, usize) {
+        let on = self.members.iter().filter(|m| m.state.get(Flag::On));
+        on.fold((0, 0), |(n, up), m| {
+            (n + 1, up + usize::from(m.state.is_up()))
+        })
+    }
+
+    /// Recomputes panic mode after a health flip. Returns the new mode when it changed, with a
+    /// reason for the log line.
+    pub fn refresh(&self) -> Option<(bool, String)> {
+        let threshold = self.rules.panic_threshold;
+        let (on, up) = self.health_counts();
+        let panic = threshold > 0.0 && on > 0 && (up as f64) < threshold * on as f64;
+        (self.panic.swap(panic, Relaxed) != panic).then(|| {
+            let pct = threshold * 100.0;
+            (
+                panic,
+                format!("{up} of {on} members healthy, panic threshold {pct}%"),
+            )
+        })
+    }
+
+    /// An active check's verdict on member `index`: writes up/down (never on/off).
+    pub fn set_up(
+        &self,
+        index: usize,
+        up: bool,
+        reason: impl FnOnce() -> String,
+        now: u64,
+    ) -> Option<Transition> {
+        let t = self.members[index].flip(Flag::Up, up, reason, now)?;
+        self.refresh();
+        Some(t)
+    }
+
+    /// Passive checks: the outcome of one request to member `index`. `failure` is `None` for a
+    /// success, or what went wrong when the failure counts (the caller applies the farm's `count`
+    /// rule). Returns the ejection this caused, if any.
+    #[inline]
+    pub fn report(&self, index: usize, failure: Option<&str>, now: u64) -> Option<Transition> {
+        let health = &self.members[index].health;
+        let Some(what) = failure else {
+            // A load before the store keeps the cache line shared while all is well.
+            if health.consecutive_failures.load(Relaxed) != 0 {
+                health.consecutive_failures.store(0, Relaxed);
+            }
+            return None;
+        };
+        let threshold = self.rules.passive.consecutive_failures;
+        let n = health.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if threshold == 0 || n < threshold {
+            return None;
+        }
+        self.eject(index, now, || {
+            format!("{n} failed requests in a row, the last: {what}")
+        })
+    }
+
+    /// Ejects member `index` for its next backoff, unless it is already ejected or the farm's
+    /// `max_ejected` share is reached.
+    pub fn eject(
+        &self,
+        index: usize,
+        now: u64,
+        reason: impl FnOnce() -> String,
+    ) -> Option<Transition> {
+        let member = &self.members[index];
+        let health = &member.health;
+        if member.state.get(Flag::Ejected) || !self.may_eject() {
+            return None;
+        }
+        let rules = &self.rules.passive;
+        // A member that stayed back for longer than its last ejection starts its backoff afresh.
+        let returned = health.returned_at.load(Relaxed);
+        let last = health.last_ejection.load(Relaxed);
+        if returned != 0 && now.saturating_sub(returned) > last {
+            health.ejections.store(0, Relaxed);
+        }
+        let k = health.ejections.fetch_add(1, Relaxed).min(32);
+        let time = rules
+            .ejection_time
+            .saturating_mul(1u32 << k.min(31))
+            .min(rules.max_ejection_time.max(rules.ejection_time));
+        health.last_ejection.store(clock::span(time), Relaxed);
+        health
+            .ejected_until
+            .store(now.saturating_add(clock::span(time)).max(1), Relaxed);
+        health.consecutive_failures.store(0, Relaxed);
+        // `None`: another thread ejected it first and did the bookkeeping.
+        let t = member.flip(
+            Flag::Ejected,
+            true,
+            || format!("{} (ejected for {})", reason(), show(time)),
+            now,
+        )?;
+        self.refresh();
+        Some(t)
+    }
+
+    fn may_eject(&self) -> bool {
+        let n = self.members.len();
+        let share = self.rules.passive.max_ejected;
+        let mut max = (share * n as f64).floor() as usize;
+        if share > 0.0 && n >= 2 {
+            max = max.max(1);
+        }
+        let ejected = self
+            .members
+            .iter()
+            .filter(|m| m.state.get(Flag::Ejected))
+            .count();
+        ejected < max
+    }
+
+    /// Ends the ejections whose time is up at `now`. Returns the flips, for the caller to log.
+    pub fn return_ejected(&self, now: u64) -> Vec<Transition> {
+        let mut back = Vec::new();
+        for member in &self.members {
+            let health = &member.health;
+            let until = health.ejected_until.load(Relaxed);
+            if until == 0 || now < until {
+                continue;
+            }
+            if health
+                .ejected_until
+                .compare_exchange(until, 0, Relaxed, Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            health.returned_at.store(now.max(1), Relaxed);
+            let time = Duration::from_nanos(health.last_ejection.load(Relaxed));
+            if let Some(t) = member.flip(
+                Flag::Ejected,
+                false,
+                || format!("ejection of {} is over", show(time)),
+                now,
+            ) {
+                back.push(t);
+            }
+        }
+        if !back.is_empty() {
+            self.refresh();
+        }
+        back
+    }
+
+    /// The earliest end of a running ejection, if any (for a supervisor's next wake-up).
+    pub fn next_return(&self) -> Option<u64> {
+        self.members
+            .iter()
+            .filter_map(|m| m.health.ejected_until())
+            .min()
+    }
 }
+
+#[cfg(test)]
+mod tests;

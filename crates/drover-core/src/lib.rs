@@ -19,13 +19,19 @@
 //! material of the per-member metrics the admin API exposes.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod farm;
 pub mod hash;
+pub mod health;
 pub mod member;
+pub mod outlier;
 pub mod policy;
+pub mod retry;
 pub mod rng;
 
-pub use farm::Farm;
+pub use farm::{Farm, HealthRules, PassiveRules};
+pub use health::{Health, Transition};
 pub use member::{Flag, Member, MemberSpec, MemberState, MemberStats};
 pub use policy::{HashKey, PickContext, Policy, PolicyKind};
+pub use retry::RetryBudget;
 pub use rng::Rng;

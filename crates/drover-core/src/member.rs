@@ -3,10 +3,13 @@
 //! Who writes what (see DESIGN.md, "Member state"): the operator writes on/off and draining, health
 //! checks write up/down, report freshness writes in/out; the proxy writes the counters around every
 //! request. All of it is atomics, so the request path reads state without a lock; a flag setter
-//! returns whether it changed anything, so the caller can log and count each flip exactly once.
+//! returns whether it changed anything, so the caller can log and count each flip exactly once;
+//! [`Member::flip`] does that and also records the flip with its reason in the member's [`Health`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use crate::health::{Health, Transition};
 
 /// What a member is, as configured: the part that does not change while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +36,38 @@ pub enum Flag {
     In = 4,
     /// Draining: no new sessions; existing sticky users are still served.
     Draining = 8,
+    /// Ejected by passive checks (failures in live traffic) until a backoff ends. Kept apart from
+    /// up/down so an active check that passes cannot end an ejection early, and the reverse.
+    Ejected = 16,
+}
+
+impl Flag {
+    pub const COUNT: usize = 5;
+    pub const ALL: [Flag; Flag::COUNT] =
+        [Flag::On, Flag::Up, Flag::In, Flag::Draining, Flag::Ejected];
+
+    /// Position in [`Flag::ALL`].
+    pub fn index(self) -> usize {
+        (self as u8).trailing_zeros() as usize
+    }
+
+    /// The flag's name in the API: `on`, `up`, `in`, `draining`, `ejected`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::On => "on",
+            Flag::Up => "up",
+            Flag::In => "in",
+            Flag::Draining => "draining",
+            Flag::Ejected => "ejected",
+        }
+    }
 }
 
 const READY: u8 = Flag::On as u8 | Flag::Up as u8 | Flag::In as u8;
+/// Bits that must be clear for a member to take new sessions.
+const BLOCKING: u8 = Flag::Draining as u8 | Flag::Ejected as u8;
+/// In panic mode health is ignored: on and in are enough.
+const PANIC_READY: u8 = Flag::On as u8 | Flag::In as u8;
 
 /// The flags and the live weight of a member.
 #[derive(Debug)]
@@ -69,16 +101,29 @@ impl MemberState {
         (old & bit != 0) != value
     }
 
-    /// On, up and in: may serve requests (sticky users of a draining member included).
+    /// On, up, in and not ejected: may serve requests (sticky users of a draining member included).
     #[inline]
     pub fn is_ready(&self) -> bool {
-        self.flags.load(Relaxed) & READY == READY
+        self.flags.load(Relaxed) & (READY | Flag::Ejected as u8) == READY
+    }
+
+    /// Healthy: up (active checks) and not ejected (passive checks).
+    #[inline]
+    pub fn is_up(&self) -> bool {
+        self.flags.load(Relaxed) & (Flag::Up as u8 | Flag::Ejected as u8) == Flag::Up as u8
     }
 
     /// Ready and not draining: may be given new sessions by a policy.
     #[inline]
     pub fn accepts_new(&self) -> bool {
-        self.flags.load(Relaxed) & (READY | Flag::Draining as u8) == READY
+        self.flags.load(Relaxed) & (READY | BLOCKING) == READY
+    }
+
+    /// What [`accepts_new`](Self::accepts_new) becomes while the farm is in panic mode: health
+    /// (up/down, ejected) is ignored; the operator's on/off, in/out and draining still hold.
+    #[inline]
+    pub fn accepts_new_in_panic(&self) -> bool {
+        self.flags.load(Relaxed) & (PANIC_READY | Flag::Draining as u8) == PANIC_READY
     }
 
     #[inline]
@@ -189,12 +234,13 @@ impl MemberStats {
     }
 }
 
-/// A member of a farm: spec, flags and counters.
+/// A member of a farm: spec, flags, counters and health bookkeeping.
 #[derive(Debug)]
 pub struct Member {
     pub spec: MemberSpec,
     pub state: MemberState,
     pub stats: MemberStats,
+    pub health: Health,
 }
 
 impl Member {
@@ -204,7 +250,36 @@ impl Member {
             spec,
             state,
             stats: MemberStats::default(),
+            health: Health::default(),
         }
+    }
+
+    /// Sets `flag` to `value` for `reason`. When that changes the flag, the flip is counted,
+    /// remembered as the member's last transition and returned, for the caller to log once; a
+    /// member that becomes healthy again (up, or back from an ejection) starts its slow start.
+    /// `reason` is only built when the flag flips. `now` is on the [`crate::clock`] scale.
+    pub fn flip(
+        &self,
+        flag: Flag,
+        value: bool,
+        reason: impl FnOnce() -> String,
+        now: u64,
+    ) -> Option<Transition> {
+        if !self.state.set(flag, value) {
+            return None;
+        }
+        let healed = matches!((flag, value), (Flag::Up, true) | (Flag::Ejected, false));
+        if healed && self.state.is_up() {
+            self.health.up_since.store(now.max(1), Relaxed);
+        }
+        let t = Transition {
+            flag,
+            value,
+            reason: reason(),
+            at: now,
+        };
+        self.health.record(&t);
+        Some(t)
     }
 
     pub fn name(&self) -> &str {
@@ -246,6 +321,40 @@ mod tests {
         assert!(m.state.is_ready() && !m.state.accepts_new());
         assert!(m.state.set(Flag::In, false));
         assert!(!m.state.is_ready());
+    }
+
+    #[test]
+    fn ejection_is_apart_from_up_down() {
+        let m = member();
+        let t = m
+            .flip(Flag::Ejected, true, || "5 failures".into(), 10)
+            .unwrap();
+        assert_eq!(t.to_string(), "ejected: 5 failures");
+        assert!(!m.state.is_ready() && !m.state.is_up() && !m.state.accepts_new());
+        assert!(m.state.accepts_new_in_panic(), "panic ignores health");
+        assert!(m.flip(Flag::Up, true, || unreachable!(), 11).is_none());
+        assert!(!m.state.is_up(), "a passing check does not end an ejection");
+        assert_eq!(m.health.up_since(), None);
+        let t = m
+            .flip(Flag::Ejected, false, || "backoff over".into(), 20)
+            .unwrap();
+        assert_eq!(t.state(), "returned");
+        assert!(m.state.is_ready());
+        assert_eq!(m.health.up_since(), Some(20), "slow start begins");
+        assert_eq!(m.health.flips(Flag::Ejected), 2);
+        assert_eq!(m.health.last_transition(), Some(t));
+        m.state.set(Flag::Draining, true);
+        assert!(
+            !m.state.accepts_new_in_panic(),
+            "draining still holds in panic"
+        );
+    }
+
+    #[test]
+    fn flag_indices_are_dense() {
+        for (i, f) in Flag::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
     }
 
     #[test]

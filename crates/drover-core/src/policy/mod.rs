@@ -7,6 +7,7 @@
 //! owner builds a new [`crate::Farm`] and swaps it in.
 //!
 //! A pick considers only members that [`MemberState::accepts_new`](crate::MemberState::accepts_new)
+//! (or, while the farm is in panic mode, [`accepts_new_in_panic`](crate::MemberState::accepts_new_in_panic))
 //! and that the [`PickContext`] has not excluded (members already tried for this request). It
 //! returns `None` only when no member is eligible; the caller then runs the farm's outage action.
 //!
@@ -111,6 +112,8 @@ pub struct PickContext {
     /// to an even spread).
     pub key: Option<u64>,
     pub rng: Rng,
+    /// The farm is in panic mode: member health is ignored (set by [`crate::Farm::pick`]).
+    pub panic: bool,
     tried: [u32; MAX_TRIES],
     tried_len: u8,
 }
@@ -120,6 +123,7 @@ impl PickContext {
         PickContext {
             key: None,
             rng,
+            panic: false,
             tried: [0; MAX_TRIES],
             tried_len: 0,
         }
@@ -153,7 +157,13 @@ impl PickContext {
     /// May member `index` be chosen: accepts new sessions and not yet tried.
     #[inline]
     pub fn eligible(&self, members: &[Arc<Member>], index: usize) -> bool {
-        members[index].state.accepts_new() && !self.is_excluded(index)
+        let state = &members[index].state;
+        let accepts = if self.panic {
+            state.accepts_new_in_panic()
+        } else {
+            state.accepts_new()
+        };
+        accepts && !self.is_excluded(index)
     }
 }
 

@@ -1,4 +1,9 @@
 //! `round-robin`: each eligible member in turn, ignoring weight.
+//!
+//! When the member whose turn it is cannot be chosen (down, off, draining, already tried), the
+//! pick takes the next eligible one and moves the cursor past the members it skipped, so their
+//! turns are dropped rather than all handed to the member that follows them: with one member of
+//! four down, the other three keep equal shares instead of one of them taking two.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -26,8 +31,14 @@ impl Policy for RoundRobin {
         if members.is_empty() {
             return None;
         }
-        let start = self.next.fetch_add(1, Relaxed) % members.len();
-        scan_from(members, ctx, start)
+        let n = members.len();
+        let start = self.next.fetch_add(1, Relaxed) % n;
+        let i = scan_from(members, ctx, start)?;
+        let skipped = (i + n - start) % n;
+        if skipped > 0 {
+            self.next.fetch_add(skipped, Relaxed);
+        }
+        Some(i)
     }
 }
 
@@ -44,7 +55,15 @@ mod tests {
         assert_eq!(spread(&p, &ms, 3_000, 1), vec![1_000, 1_000, 1_000]);
         ms[1].state.set(Flag::Up, false);
         let c = spread(&p, &ms, 3_000, 1);
-        assert_eq!(c[1], 0);
-        assert_eq!(c[0] + c[2], 3_000);
+        assert_eq!(c, vec![1_500, 0, 1_500]);
+    }
+
+    #[test]
+    fn a_down_member_does_not_double_its_neighbour() {
+        let ms = members(&[1, 1, 1, 1, 1]);
+        let p = RoundRobin::new();
+        ms[0].state.set(Flag::Up, false);
+        ms[4].state.set(Flag::On, false);
+        assert_eq!(spread(&p, &ms, 3_000, 1), vec![0, 1_000, 1_000, 1_000, 0]);
     }
 }

@@ -1,0 +1,177 @@
+use std::time::Duration;
+
+use super::*;
+use crate::policy::testing::members;
+use crate::rng::Rng;
+
+const S: u64 = 1_000_000_000;
+
+fn farm(n: usize, rules: HealthRules) -> Farm {
+    Farm::with_members("app", PolicyKind::RoundRobin, members(&vec![1; n])).with_rules(rules)
+}
+
+fn passive(consecutive: u32, max_ejected: f64) -> HealthRules {
+    HealthRules {
+        passive: PassiveRules {
+            consecutive_failures: consecutive,
+            ejection_time: Duration::from_secs(10),
+            max_ejection_time: Duration::from_secs(40),
+            max_ejected,
+            ..PassiveRules::default()
+        },
+        ..HealthRules::default()
+    }
+}
+
+fn counts(farm: &Farm, n: usize, seed: u64) -> Vec<usize> {
+    let mut c = vec![0; farm.members.len()];
+    let mut rng = Rng::new(seed);
+    for _ in 0..n {
+        let mut ctx = PickContext::new(Rng::new(rng.next_u64()));
+        match farm.pick(&mut ctx) {
+            Some((i, _)) => c[i] += 1,
+            None => panic!("no member"),
+        }
+    }
+    c
+}
+
+#[test]
+fn consecutive_failures_eject_with_doubling_backoff() {
+    let f = farm(3, passive(3, 0.5));
+    let t0 = 100 * S;
+    assert!(f.report(0, Some("503"), t0).is_none());
+    assert!(f.report(0, Some("503"), t0).is_none());
+    assert!(
+        f.report(0, None, t0).is_none(),
+        "a success resets the count"
+    );
+    assert!(f.report(0, Some("503"), t0).is_none());
+    assert!(f.report(0, Some("503"), t0).is_none());
+    let t = f
+        .report(0, Some("status 503"), t0)
+        .expect("third failure in a row ejects");
+    assert_eq!(t.flag, Flag::Ejected);
+    assert_eq!(
+        t.reason,
+        "3 failed requests in a row, the last: status 503 (ejected for 10s)"
+    );
+    assert!(!f.members[0].state.is_ready());
+    assert_eq!(f.next_return(), Some(t0 + 10 * S));
+    assert!(f.return_ejected(t0 + 9 * S).is_empty());
+    let back = f.return_ejected(t0 + 10 * S);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].to_string(), "returned: ejection of 10s is over");
+    assert!(f.members[0].state.is_ready());
+
+    // Failing again right away: the backoff doubles, up to the maximum.
+    let mut now = t0 + 10 * S;
+    for want in [20, 40, 40] {
+        for _ in 0..3 {
+            f.report(0, Some("reset"), now);
+        }
+        assert_eq!(f.next_return(), Some(now + want * S), "{want}s");
+        now += want * S;
+        assert_eq!(f.return_ejected(now).len(), 1);
+    }
+    // Healthy for longer than the last ejection: the next one starts from the base again.
+    now += 41 * S;
+    for _ in 0..3 {
+        f.report(0, Some("reset"), now);
+    }
+    assert_eq!(f.next_return(), Some(now + 10 * S));
+    assert_eq!(f.members[0].health.flips(Flag::Ejected), 9);
+}
+
+#[test]
+fn passive_ejection_off_and_capped() {
+    let f = farm(2, passive(0, 0.5));
+    for _ in 0..100 {
+        assert!(f.report(0, Some("503"), S).is_none(), "threshold 0 = off");
+    }
+    let f = farm(4, passive(1, 0.5));
+    assert!(f.report(0, Some("x"), S).is_some());
+    assert!(f.report(1, Some("x"), S).is_some());
+    assert!(
+        f.report(2, Some("x"), S).is_none(),
+        "never more than half of the farm"
+    );
+    assert!(f.members[2].state.is_ready());
+    let f = farm(2, passive(1, 0.1));
+    assert!(
+        f.report(0, Some("x"), S).is_some(),
+        "a small share still allows one"
+    );
+    assert!(f.report(1, Some("x"), S).is_none());
+}
+
+#[test]
+fn panic_mode_spreads_over_every_member_that_is_on() {
+    let rules = HealthRules {
+        panic_threshold: 0.5,
+        ..HealthRules::default()
+    };
+    let f = farm(5, rules);
+    assert!(!f.in_panic());
+    f.members[4].state.set(Flag::On, false);
+    assert!(f.set_up(0, false, || "check failed".into(), S).is_some());
+    assert!(!f.in_panic(), "3 of 4 on members healthy");
+    assert_eq!(counts(&f, 300, 1), vec![0, 100, 100, 100, 0]);
+    f.set_up(1, false, || "check failed".into(), S);
+    assert!(!f.in_panic(), "2 of 4: not below 50%");
+    f.set_up(2, false, || "check failed".into(), S);
+    assert!(f.in_panic(), "1 of 4 healthy");
+    assert_eq!(
+        counts(&f, 400, 1),
+        vec![100, 100, 100, 100, 0],
+        "health ignored, off still holds"
+    );
+    for i in 0..3 {
+        f.set_up(i, true, || "check passed".into(), S);
+    }
+    assert!(!f.in_panic());
+}
+
+#[test]
+fn without_panic_threshold_everything_down_means_no_member() {
+    let f = farm(2, HealthRules::default());
+    f.set_up(0, false, || "x".into(), S);
+    f.set_up(1, false, || "x".into(), S);
+    assert!(!f.in_panic());
+    assert!(f.pick(&mut PickContext::new(Rng::new(1))).is_none());
+}
+
+#[test]
+fn slow_start_ramps_the_share_of_a_returning_member() {
+    let rules = HealthRules {
+        slow_start: Duration::from_secs(100),
+        ..HealthRules::default()
+    };
+    let f = farm(2, rules);
+    f.set_up(1, false, || "x".into(), S);
+    // Back up a quarter of the way into the window: ~25% of its turns, ~12.5% of all picks.
+    let now = clock::now();
+    f.members[1].flip(Flag::Up, true, || "check passed".into(), now - 25 * S);
+    let c = counts(&f, 10_000, 7);
+    let share = c[1] as f64 / 10_000.0;
+    assert!((0.10..0.15).contains(&share), "{c:?}");
+    // Just back: the floor (5% of its turns).
+    f.members[1].health.up_since.store(now, Relaxed);
+    let c = counts(&f, 10_000, 8);
+    assert!((0.015..0.04).contains(&(c[1] as f64 / 10_000.0)), "{c:?}");
+    // Window over: full share, and the member leaves the slow path.
+    f.members[1].health.up_since.store(now - 101 * S, Relaxed);
+    assert_eq!(counts(&f, 1_000, 9), vec![500, 500]);
+    assert_eq!(f.members[1].health.up_since(), None);
+}
+
+#[test]
+fn slow_start_never_refuses_the_only_member() {
+    let rules = HealthRules {
+        slow_start: Duration::from_secs(100),
+        ..HealthRules::default()
+    };
+    let f = farm(1, rules);
+    f.members[0].health.up_since.store(clock::now(), Relaxed);
+    assert_eq!(counts(&f, 100, 1), vec![100]);
+}
