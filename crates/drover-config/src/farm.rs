@@ -1,4 +1,6 @@
-//! `[farm.<name>]`: a farm's policy, members, upstream limits and timeouts, and outage answer.
+//! `[farm.<name>]`: a farm's policy, members, upstream limits and timeouts, and outage answer;
+//! the health keys (`check`, `passive`, slow start, quiescent, panic threshold) and the retry
+//! keys are read here too, through `health.rs`, `passive.rs` and `retry.rs`.
 //!
 //! Member addresses given as host names are resolved here, once, with the system resolver.
 
@@ -8,10 +10,12 @@ use std::time::Duration;
 use drover_core::policy::MAX_TRIES;
 use drover_core::{HashKey, MemberSpec, PolicyKind};
 
-use crate::model::{Farm, Outage, Page, Timeouts};
+use crate::health::{self, CheckKeys};
+use crate::model::{Check, Farm, Outage, Page, Timeouts};
 use crate::parse::{location, page};
 use crate::units::{self, did_you_mean};
 use crate::walk::{Ctx, Table, Value};
+use crate::{passive, retry};
 
 const FARM_KEYS: &[&str] = &[
     "policy",
@@ -26,11 +30,19 @@ const FARM_KEYS: &[&str] = &[
     "idle_timeout",
     "total_timeout",
     "retries",
+    "retry_on",
+    "retry_budget",
+    "retry_budget_floor",
     "preserve_host",
     "rewrite_location",
     "outage",
+    "check",
+    "passive",
+    "slow_start",
+    "quiescent",
+    "panic_threshold",
 ];
-const MEMBER_KEYS: &[&str] = &["name", "address", "weight", "route", "enabled"];
+const MEMBER_KEYS: &[&str] = &["name", "address", "weight", "route", "enabled", "check"];
 const OUTAGE_KEYS: &[&str] = &["page", "redirect", "sorry"];
 
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
@@ -80,10 +92,12 @@ pub(crate) fn farms(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> (Vec<Farm>, Vec<
 fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
     let defaults = Timeouts::default();
     let total = t.duration(ctx, "total_timeout").filter(|d| !d.is_zero());
+    let farm_check = health::farm_check(ctx, t);
+    let (members, member_checks) = members(ctx, t, farm_check.as_ref());
     Farm {
         name: name.to_owned(),
         policy: policy(ctx, t),
-        members: members(ctx, t),
+        members,
         max_connections: t
             .int(ctx, "max_connections", 0..=i64::from(u32::MAX))
             .map_or(0, |n| n as u32),
@@ -108,6 +122,14 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
         retries: t
             .int(ctx, "retries", 0..=MAX_RETRIES)
             .map_or(DEFAULT_RETRIES, |n| n as u32),
+        retry_on: retry::retry_on(ctx, t),
+        retry_budget: retry::retry_budget(ctx, t),
+        check: farm_check.map(|(_, check)| check),
+        member_checks,
+        passive: passive::passive(ctx, t),
+        slow_start: t.duration(ctx, "slow_start").filter(|d| !d.is_zero()),
+        quiescent: t.bool(ctx, "quiescent").unwrap_or(false),
+        panic_threshold: t.percent(ctx, "panic_threshold", 0.0..=1.0).unwrap_or(0.0),
         preserve_host: t.bool(ctx, "preserve_host").unwrap_or(true),
         rewrite_location: t.bool(ctx, "rewrite_location").unwrap_or(true),
         outage: outage(ctx, t),
@@ -220,7 +242,12 @@ struct Seen {
     line: usize,
 }
 
-fn members(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<MemberSpec> {
+/// The members, and what each is checked with (same order).
+fn members(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    farm_check: Option<&(CheckKeys, Check)>,
+) -> (Vec<MemberSpec>, Vec<Option<Check>>) {
     const EXAMPLE: &str = "members = [{ address = \"10.0.0.5:8080\" }]";
     let Some(v) = t.get("members") else {
         t.missing(
@@ -228,12 +255,12 @@ fn members(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<MemberSpec> {
             "members",
             &format!("a farm needs at least one member: {EXAMPLE}"),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let key = t.child("members");
     let what = format!("an array of member tables: {EXAMPLE} or [[{key}]]");
     let Some(items) = ctx.expect_array(&key, v, &what) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     if items.is_empty() {
         ctx.bad(
@@ -243,6 +270,7 @@ fn members(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<MemberSpec> {
         );
     }
     let mut specs = Vec::new();
+    let mut checks = Vec::new();
     let mut seen: Vec<Seen> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let Some(m) = Table::open(ctx, format!("{key}[{index}]"), item, Some(MEMBER_KEYS)) else {
@@ -329,8 +357,9 @@ fn members(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<MemberSpec> {
             route,
             enabled: m.bool(ctx, "enabled").unwrap_or(true),
         });
+        checks.push(health::member_check(ctx, &m, farm_check));
     }
-    specs
+    (specs, checks)
 }
 
 /// `name`, defaulting to the address as written.

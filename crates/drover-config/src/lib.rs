@@ -22,9 +22,12 @@
 
 mod error;
 mod farm;
+mod health;
 mod listener;
 pub mod model;
 mod parse;
+mod passive;
+mod retry;
 pub mod units;
 mod walk;
 

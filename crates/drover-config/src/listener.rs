@@ -24,7 +24,15 @@ const LISTENER_KEYS: &[&str] = &[
     "forwarded_headers",
 ];
 const ROUTE_KEYS: &[&str] = &[
-    "host", "path", "regex", "farm", "exclude", "redirect", "status", "respond",
+    "host",
+    "path",
+    "regex",
+    "farm",
+    "exclude",
+    "redirect",
+    "status",
+    "respond",
+    "retry_non_idempotent",
 ];
 const ACTIONS: &[&str] = &["farm", "exclude", "redirect", "respond"];
 
@@ -124,6 +132,7 @@ fn listener(
                     host: None,
                     path: PathMatch::Any,
                     action: Action::Farm(farm),
+                    retry_non_idempotent: false,
                 });
             }
         }
@@ -324,6 +333,19 @@ fn route(ctx: &mut Ctx<'_>, r: &Table<'_, '_>, farms: &[String]) -> Route {
         let message = "status applies to redirect only (respond = { status = ... } has its own)";
         ctx.error(at, &r.child("status"), None, message);
     }
+    let retry_non_idempotent = r.bool(ctx, "retry_non_idempotent");
+    if let (Some(_), Some(v), Some(action)) = (
+        retry_non_idempotent,
+        r.get("retry_non_idempotent"),
+        present.first(),
+    ) && *action != "farm"
+    {
+        let message = format!(
+            "only for a route that proxies to a farm (farm = \"<name>\"); this route's action \
+             is {action}"
+        );
+        ctx.bad(&r.child("retry_non_idempotent"), v, message);
+    }
     let action = match present.first().copied() {
         Some("farm") => r
             .get("farm")
@@ -357,7 +379,12 @@ fn route(ctx: &mut Ctx<'_>, r: &Table<'_, '_>, farms: &[String]) -> Route {
             Action::Exclude
         }
     };
-    Route { host, path, action }
+    Route {
+        host,
+        path,
+        action,
+        retry_non_idempotent: retry_non_idempotent.unwrap_or(false),
+    }
 }
 
 /// A route's `host`, lower-cased: `example.com`, `*.example.com`, `192.0.2.7` or `[::1]`.
@@ -406,7 +433,7 @@ fn farm_ref(
 }
 
 /// The one-line reason of a regex error (its Display spans several lines with a caret).
-fn regex_reason(e: &regex::Error) -> String {
+pub(crate) fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .find_map(|l| l.trim().strip_prefix("error: "))

@@ -1,5 +1,6 @@
 //! The validated configuration: what the rest of drover reads. Every value here has been checked
-//! and defaulted by the parser (`parse.rs`); nothing downstream re-validates.
+//! and defaulted by the parser (`parse.rs`); nothing downstream re-validates. The health-check,
+//! ejection and retry types are in `model/health.rs`, re-exported here.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -7,6 +8,9 @@ use std::time::Duration;
 
 use drover_core::{MemberSpec, PolicyKind};
 use regex::Regex;
+
+mod health;
+pub use health::*;
 
 /// A whole drover config file.
 #[derive(Debug, Clone)]
@@ -195,6 +199,10 @@ pub struct Route {
     /// `path` (a prefix) or `regex` (matched against the path); at most one. Default: any.
     pub path: PathMatch,
     pub action: Action,
+    /// `retry_non_idempotent`: requests with non-idempotent methods (POST, PATCH, ...) sent
+    /// through this route may be retried after they were sent, when the farm's `retry_on` allows.
+    /// Only with `farm`; the listener's `farm` shorthand gets false. Default false.
+    pub retry_non_idempotent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -257,8 +265,33 @@ pub struct Farm {
     /// `max_idle_per_member`: idle connections kept per member per worker thread. Default 64.
     pub max_idle_per_member: usize,
     pub timeouts: Timeouts,
-    /// `retries`: how many other members a request may try after a connect failure. Default 3.
+    /// `retries`: how many other members one request may try after a failure that `retry_on`
+    /// allows. Default 3.
     pub retries: u32,
+    /// `retry_on`: which failures are retried on another member. Default connect, reset, timeout.
+    pub retry_on: RetryOn,
+    /// `retry_budget`, `retry_budget_floor`: how many retries the farm may make in all.
+    pub retry_budget: RetryBudget,
+    /// `[farm.<name>.check]`: the farm's active health check; `None` = no active checks. Members
+    /// may override it: what each member is checked with is in `member_checks`.
+    pub check: Option<Check>,
+    /// One per member, in the order of `members`: the farm's `check` merged with the member's own
+    /// `check = { ... }` overrides. `None` when neither the farm nor the member has a check, or
+    /// the member says `check = false`.
+    pub member_checks: Vec<Option<Check>>,
+    /// `[farm.<name>.passive]`: ejection of members on the failures of real requests.
+    pub passive: Passive,
+    /// `slow_start`: a member that comes back up ramps its share of new requests linearly from
+    /// about 0 to full over this window. `"0s"` or absent = `None` (off). Default off.
+    pub slow_start: Option<Duration>,
+    /// `quiescent`: false = a member that goes down has its idle pooled connections closed;
+    /// true = it stays in the table at weight 0, keeping its pooled connections and its sticky
+    /// sessions. Default false.
+    pub quiescent: bool,
+    /// `panic_threshold`: when fewer than this share (0.0 to 1.0) of the farm's enabled members
+    /// are up, up/down is ignored and requests spread over every enabled member. `"50%"` = 0.5.
+    /// Default 0.0 (off).
+    pub panic_threshold: f64,
     /// `preserve_host`: pass the client's Host header (true) or use the member's address. Default true.
     pub preserve_host: bool,
     /// `rewrite_location`: rewrite `Location`/`Content-Location` naming a member's own address to the

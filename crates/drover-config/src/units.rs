@@ -1,5 +1,5 @@
-//! Value syntaxes shared by many keys: durations (`"1m30s"`), sizes (`"16KiB"`), networks
-//! (`"10.0.0.0/8"`), socket addresses, and the "did you mean" used for typos.
+//! Value syntaxes shared by many keys: durations (`"1m30s"`), sizes (`"16KiB"`), percentages
+//! (`"20%"`), networks (`"10.0.0.0/8"`), socket addresses, and the "did you mean" used for typos.
 //!
 //! Each parser returns a [`UnitError`] whose text says what the accepted forms are, so the
 //! config parser can put it straight into a [`crate::ConfigError`]. Public so that the admin API
@@ -93,6 +93,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     }
 }
 
+/// A duration written the way [`parse_duration`] reads it, largest units first: `"5m"`,
+/// `"1m30s"`, `"500ms"`, `"1s500ms"`, `"0s"`.
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(&str, u128); 7] = [
+        ("d", 86_400_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ];
+    let mut nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, scale) in UNITS {
+        if nanos >= scale {
+            out.push_str(&format!("{}{unit}", nanos / scale));
+            nanos %= scale;
+        }
+    }
+    out
+}
+
 /// `number` (digits, optionally one `.` and more digits) times `scale`, truncated to an integer.
 fn scaled(number: &str, scale: u128) -> Option<u128> {
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
@@ -139,6 +165,35 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         .ok()
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(|| UnitError("size too large".into()))
+}
+
+/// What [`parse_percent`] accepts, for messages.
+pub const PERCENT_FORMS: &str = "a percentage like \"20%\" or \"12.5%\"";
+
+/// A percentage such as `"20%"` or `"12.5%"`, as a fraction: `"20%"` is 0.2. Digits with at most
+/// one `.`, then `%`; not negative. Ranges are the caller's to check.
+pub fn parse_percent(text: &str) -> Result<f64, UnitError> {
+    let s = text.trim();
+    let Some(number) = s.strip_suffix('%') else {
+        return fail(format!("missing '%'; expected {PERCENT_FORMS}"));
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let valid = !whole.is_empty()
+        && digits(whole)
+        && digits(frac)
+        && !(number.contains('.') && frac.is_empty());
+    match number.parse::<f64>() {
+        Ok(n) if valid && n.is_finite() => Ok(n / 100.0),
+        _ => fail(format!("bad number \"{number}\"; expected {PERCENT_FORMS}")),
+    }
+}
+
+/// A fraction written back as a percentage, `0.125` as `"12.5%"`, for messages.
+pub(crate) fn percent(fraction: f64) -> String {
+    // Rounded to a millionth of a percent: 0.07 * 100 is 7.000000000000001 in binary.
+    let n = (fraction * 100.0 * 1e6).round() / 1e6;
+    format!("{n}%")
 }
 
 /// A network `"10.0.0.0/8"`, `"fd00::/8"`, or a bare address (`"192.0.2.7"` = /32, `"::1"` =

@@ -216,6 +216,30 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// A percentage string (`"20%"`) as a fraction within `range` (fractions: `0.0..=1.0` is
+    /// 0% to 100%).
+    pub(crate) fn expect_percent(
+        &mut self,
+        key: &str,
+        v: &Value<'_>,
+        range: RangeInclusive<f64>,
+    ) -> Option<f64> {
+        let (lo, hi) = (units::percent(*range.start()), units::percent(*range.end()));
+        let within = format!("a percentage from {lo} to {hi}, e.g. \"20%\"");
+        let text = self.expect_str(key, v, &within)?;
+        match units::parse_percent(text) {
+            Ok(p) if range.contains(&p) => Some(p),
+            Ok(_) => {
+                self.bad(key, v, format!("out of range; expected {within}"));
+                None
+            }
+            Err(e) => {
+                self.bad(key, v, format!("invalid percentage: {e}"));
+                None
+            }
+        }
+    }
+
     pub(crate) fn expect_array<'a, 'i>(
         &mut self,
         key: &str,
@@ -407,6 +431,16 @@ impl<'a, 'i> Table<'a, 'i> {
     ) -> Option<u64> {
         let v = self.get(name)?;
         ctx.expect_size(&self.child(name), v, range)
+    }
+
+    pub(crate) fn percent(
+        &self,
+        ctx: &mut Ctx<'_>,
+        name: &str,
+        range: RangeInclusive<f64>,
+    ) -> Option<f64> {
+        let v = self.get(name)?;
+        ctx.expect_percent(&self.child(name), v, range)
     }
 
     pub(crate) fn array(

@@ -298,8 +298,13 @@ fn farm_keys_outside_a_named_farm() {
 /// panic, and every error points inside the file.
 #[test]
 fn truncated_files_never_panic_and_point_inside_the_file() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.toml");
-    for file in [broken(), examples] {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let files = [
+        broken(),
+        examples.join("quickstart.toml"),
+        examples.join("health.toml"),
+    ];
+    for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let lines = text.lines().count();
         for end in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {

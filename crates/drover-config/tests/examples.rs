@@ -1,10 +1,11 @@
-//! Every example config in the repository's `examples/` validates, and the two the docs and the
+//! Every example config in the repository's `examples/` validates, and the ones the docs and the
 //! benchmark rely on say what they are said to say.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use drover_config::{Action, Config, load};
+use drover_config::{Action, Check, CheckKind, Config, HttpCheck, RetryOn, load};
 use drover_core::PolicyKind;
 
 fn examples_dir() -> PathBuf {
@@ -67,4 +68,89 @@ fn peers_is_the_one_thread_benchmark_config() {
     assert_eq!(farm.policy, PolicyKind::RoundRobin);
     assert_eq!(farm.members.len(), 3);
     assert!(config.admin.is_none());
+    let check = farm.check.as_ref().expect("checked every 1s, like HAProxy");
+    assert_eq!(check.interval, Duration::from_secs(1));
+    assert!(matches!(&check.kind, CheckKind::Http(http) if http.path == "/"));
+    assert_eq!(farm.member_checks, vec![Some(check.clone()); 3]);
+    assert_eq!(farm.retry_on, RetryOn::default(), "connect, reset, timeout");
+}
+
+#[test]
+fn health_shows_every_check_option() {
+    let config = example("health.toml");
+    let app = config.farm("app").expect("farm app");
+    let check = app.check.as_ref().expect("[farm.app.check]");
+    let http = HttpCheck {
+        method: "GET".into(),
+        path: "/healthz".into(),
+        host: Some("app.internal".into()),
+        expect_status: vec![(200, 299), (304, 304)],
+        expect_body: Some("ok".into()),
+        expect_body_regex: None,
+        max_body: 16 * 1024,
+    };
+    let CheckKind::Http(got) = &check.kind else {
+        panic!("an http check: {check:?}");
+    };
+    assert_eq!(
+        got.expect_body_regex.as_ref().map(|re| re.as_str()),
+        Some("db=(up|degraded)")
+    );
+    assert!(got.expect_body_regex.as_ref().unwrap().is_match("ok db=up"));
+    assert_eq!(
+        HttpCheck {
+            expect_body_regex: None,
+            ..got.clone()
+        },
+        http
+    );
+    assert_eq!(
+        (
+            check.port,
+            check.interval,
+            check.down_interval,
+            check.jitter
+        ),
+        (None, Duration::from_secs(3), Duration::from_secs(10), 0.2)
+    );
+    assert_eq!(
+        (check.timeout, check.rise, check.fall),
+        (Duration::from_millis(500), 3, 2)
+    );
+
+    let overridden = app.member_checks[1].as_ref().expect("member 2 is checked");
+    assert_eq!(overridden.port, Some(9102));
+    assert!(
+        matches!(&overridden.kind, CheckKind::Http(h) if h.path == "/status" && h.host == got.host)
+    );
+    assert_eq!(app.member_checks[0].as_ref(), Some(check));
+    assert_eq!(app.member_checks[2], None, "check = false");
+
+    assert_eq!(app.retries, 2);
+    assert_eq!(
+        app.retry_on,
+        RetryOn {
+            reset: true,
+            timeout: true,
+            statuses: vec![(503, 503)]
+        }
+    );
+    assert_eq!(app.slow_start, Some(Duration::from_secs(30)));
+    assert!(app.quiescent);
+    assert_eq!(app.panic_threshold, 0.5);
+    assert_eq!(app.passive.consecutive_failures, 5);
+    assert_eq!(app.passive.count.statuses, vec![(502, 504)]);
+    assert_eq!(app.passive.max_ejection_time, Duration::from_secs(120));
+    assert_eq!(app.passive.outlier_factor, 3.0);
+    let orders = &config.listeners[0].routes[1];
+    assert!(orders.retry_non_idempotent && orders.action == Action::Farm("app".into()));
+
+    let cache = config.farm("cache").expect("farm cache");
+    let tcp = cache.check.as_ref().expect("[farm.cache.check]");
+    assert_eq!(tcp.kind, CheckKind::Tcp);
+    assert_eq!(
+        (tcp.interval, tcp.timeout, tcp.rise, tcp.fall),
+        (Duration::from_secs(1), Duration::from_millis(250), 1, 2)
+    );
+    assert_eq!(tcp.jitter, Check::default().jitter);
 }

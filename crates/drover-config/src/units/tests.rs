@@ -236,3 +236,63 @@ fn suggestions() {
     assert_eq!(distance("abc", "acb"), 1);
     assert_eq!(distance("", "abc"), 3);
 }
+
+#[test]
+fn percentages() {
+    assert_eq!(parse_percent("20%"), Ok(0.2));
+    assert_eq!(parse_percent("12.5%"), Ok(0.125));
+    assert_eq!(parse_percent("0%"), Ok(0.0));
+    assert_eq!(parse_percent("100%"), Ok(1.0));
+    assert_eq!(parse_percent(" 50% "), Ok(0.5));
+    assert_eq!(parse_percent("150%"), Ok(1.5), "ranges are the caller's");
+    assert_eq!(percent(0.125), "12.5%");
+    assert_eq!(percent(0.07), "7%");
+    assert_eq!(percent(1.0), "100%");
+}
+
+#[test]
+fn bad_percentages_say_what_is_valid() {
+    for bad in [
+        "", "20", "0.2", "%", "-5%", "1.%", ".5%", "1..5%", "20 %", "2O%", "20%%",
+    ] {
+        let err = parse_percent(bad).expect_err(bad);
+        assert!(
+            err.0
+                .ends_with("expected a percentage like \"20%\" or \"12.5%\""),
+            "{bad}: {err}"
+        );
+    }
+    assert!(
+        parse_percent("20")
+            .unwrap_err()
+            .0
+            .starts_with("missing '%'")
+    );
+    assert!(
+        parse_percent("-5%")
+            .unwrap_err()
+            .0
+            .starts_with("bad number \"-5\"")
+    );
+}
+
+#[test]
+fn durations_format_the_way_they_parse() {
+    assert_eq!(format_duration(ms(300_000)), "5m");
+    assert_eq!(format_duration(ms(90_000)), "1m30s");
+    assert_eq!(format_duration(ms(500)), "500ms");
+    assert_eq!(format_duration(ms(1_500)), "1s500ms");
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    assert_eq!(
+        format_duration(Duration::from_nanos(90_061_000_000_007)),
+        "1d1h1m1s7ns"
+    );
+    for d in [
+        ms(1),
+        ms(2_000),
+        ms(3_723_000),
+        Duration::from_nanos(1_234_567),
+    ] {
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+    }
+}
