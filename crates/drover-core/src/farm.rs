@@ -270,10 +270,11 @@ impl Farm {
         ejected < max
     }
 
-    /// Ends the ejections whose time is up at `now`. Returns the flips, for the caller to log.
-    pub fn return_ejected(&self, now: u64) -> Vec<Transition> {
+    /// Ends the ejections whose time is up at `now`. Returns the flips with the members' indices,
+    /// for the caller to log.
+    pub fn return_ejected(&self, now: u64) -> Vec<(usize, Transition)> {
         let mut back = Vec::new();
-        for member in &self.members {
+        for (index, member) in self.members.iter().enumerate() {
             let health = &member.health;
             let until = health.ejected_until.load(Relaxed);
             if until == 0 || now < until {
@@ -294,7 +295,7 @@ impl Farm {
                 || format!("ejection of {} is over", show(time)),
                 now,
             ) {
-                back.push(t);
+                back.push((index, t));
             }
         }
         if !back.is_empty() {

@@ -1,12 +1,15 @@
-//! drover-health: active probes (http, tcp) and, later, the scheduler and passive-ejection
-//! supervisor that write member health.
+//! drover-health: active probes (http, tcp), the scheduler that runs them, and the supervisor of
+//! passive ejections; together they write member health.
 //!
-//! Where it sits: the binary will build one check per member from `drover_config::Config` and hand
-//! it to the scheduler here, which runs [`probe::Probe::run`] every interval and flips the member's
-//! health flag in `drover-core` after `rise` successes or `fall` failures in a row. The proxy only
-//! reads those flags; it never probes.
+//! Where it sits: the binary builds one [`FarmChecks`] per farm from `drover_config::Config` and
+//! the proxy's `Arc<Farm>`s and starts the [`HealthService`], which runs [`probe::Probe::run`]
+//! every interval and flips the member's up/down flag in `drover-core` after `rise` successes or
+//! `fall` failures in a row, and ends passive ejections when their time is up. The proxy reads
+//! those flags and reports failures of live traffic (`Farm::report`); it never probes.
 //!
 //! Modules:
+//! - [`schedule`]: the service: a thread with its own runtime, one task per checked member, one
+//!   supervisor per farm with passive rules (ends ejections, applies the outlier rule);
 //! - [`probe`]: one check of one member (TCP connect, or an HTTP/1.1 request with status and body
 //!   expectations), bounded by a timeout. It depends on neither `drover-config` nor `drover-core`:
 //!   it takes an address, a timeout and a pre-rendered request, and answers success or a failure
@@ -16,7 +19,11 @@
 //! owned by the calling task, so runs for different members never contend.
 //!
 //! Config keys read: none directly (`drover-config` turns `[farm.<name>.check]` into a
-//! [`probe::Probe`]). Metrics: none yet; the scheduler will emit them.
+//! [`probe::Probe`] via [`schedule::probe`]). Metrics: every flip is counted in the member's
+//! `drover_core::Health` (the metrics issue exports them).
 #![forbid(unsafe_code)]
 
 pub mod probe;
+pub mod schedule;
+
+pub use schedule::{FarmChecks, HealthService};

@@ -87,6 +87,7 @@ pub struct Exchange {
     latency_ns: Option<u64>,
     bytes_out: u64,
     ok: bool,
+    server_error: bool,
 }
 
 impl Exchange {
@@ -102,6 +103,7 @@ impl Exchange {
             latency_ns: None,
             bytes_out: 0,
             ok: false,
+            server_error: false,
         }
     }
 
@@ -123,9 +125,15 @@ impl Exchange {
         self.conn = conn;
     }
 
+    /// The member answered with a server error (5xx): the exchange counts as a failure in the
+    /// member's counters even if its body streams to the end.
+    pub fn server_error(&mut self) {
+        self.server_error = true;
+    }
+
     /// The response ended cleanly: the connection may serve another request.
     fn complete(&mut self) {
-        self.ok = true;
+        self.ok = !self.server_error;
         let upload_done = self.upload.as_ref().is_none_or(|u| u.done());
         if let (Some(conn), Some(since), true) = (self.conn.take(), self.head_at, upload_done) {
             self.upstream.checkin(self.worker, conn, since);

@@ -5,20 +5,29 @@
 //! that is safe, runs the outage action when no member is ready, and hands back a streaming
 //! response whose body settles the member's counters when it ends.
 //!
-//! Retry rules (the retry budget of a later issue will bound them further):
+//! Retry rules (a request tries at most `retries` other members, and every retry must fit the
+//! farm's retry budget, so a farm-wide outage cannot multiply the load):
 //! - a connect failure (refused, timed out) is always retried on another member: nothing was sent;
 //! - a request hyper could not write on a pooled connection that had just closed is retried: it
 //!   was never sent either;
-//! - a bodiless idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) whose member closed
-//!   the connection before any response byte is retried once on another member;
-//! - timeouts are never retried: the member may still be working on the request.
+//! - a request that was sent and failed before any response byte reached the client is retried
+//!   when the farm's `retry_on` names the failure (`reset`, `timeout`, a 5xx status), the request
+//!   has no body, and its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or the
+//!   route says `retry_non_idempotent`. A request with a body is not replayed: its body was
+//!   streamed to the member and is gone (the first attempt's answer is final).
+//!
+//! Passive checks: every attempt's outcome is reported to the farm ([`drover_core::Farm::report`])
+//! when the farm's `passive.count` names it (a success resets the member's count); an ejection it
+//! causes is logged here, once, at info.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use drover_core::{PickContext, Rng, hash::hash_key};
+use std::sync::atomic::Ordering::Relaxed;
+
+use drover_core::{PickContext, Rng, clock, hash::hash_key};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -99,9 +108,21 @@ pub async fn handle(
         // Boxed: hyper keeps one slot the size of this future per connection for its whole life,
         // idle keep-alive ones included. Unboxed, the proxying state machine (~3.5 KiB) would
         // sit in every idle connection; boxed, it costs one allocation per proxied request.
-        Some(RouteAction::Farm(i)) => {
+        Some(RouteAction::Farm {
+            farm,
+            retry_non_idempotent,
+        }) => {
             let host = host_header.cloned();
-            Box::pin(proxy(&ctx, listener, &routing.farms[*i], req, host)).await
+            let farm = &routing.farms[*farm];
+            Box::pin(proxy(
+                &ctx,
+                listener,
+                farm,
+                req,
+                host,
+                *retry_non_idempotent,
+            ))
+            .await
         }
     })
 }
@@ -185,6 +206,7 @@ async fn proxy(
     farm: &FarmState,
     mut req: Request<Incoming>,
     host_header: Option<http::HeaderValue>,
+    retry_non_idempotent: bool,
 ) -> Response<ProxyBody> {
     let deadlines = Deadlines {
         first_byte: farm.timeouts.first_byte,
@@ -224,7 +246,8 @@ async fn proxy(
     }
     parts.version = Version::HTTP_11;
     let bodiless = body.is_end_stream();
-    let template = (bodiless && !upgrade && idempotent(&parts.method)).then(|| Template {
+    let replayable = bodiless && !upgrade && (retry_non_idempotent || idempotent(&parts.method));
+    let template = replayable.then(|| Template {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
@@ -232,14 +255,22 @@ async fn proxy(
     let mut client_body = (!bodiless).then_some(body);
     let mut pending = Some(parts);
 
+    farm.budget.deposit(clock::now());
+    farm.counters.requests.fetch_add(1, Relaxed);
     let mut pick = PickContext::new(rng()).with_key(key);
     let mut last_failure: Option<Failure> = None;
-    let mut resent = false;
-    let mut failures = 0u32;
+    // A 5xx answer discarded for a retry: what the client gets if no other member does better.
+    let mut held: Option<Response<ProxyBody>> = None;
+    let mut retries = 0u32;
     loop {
         let Some((index, member)) = farm.farm.pick(&mut pick) else {
+            if let Some(res) = held {
+                return res;
+            }
+            // Nothing sent and no member left: whether none was ready or every one refused the
+            // connection, the farm cannot serve, and its outage action says what to answer.
             return match last_failure {
-                None => {
+                None | Some(Failure::Connect) if pending.is_some() => {
                     outage(
                         ctx,
                         farm,
@@ -251,7 +282,7 @@ async fn proxy(
                     )
                     .await
                 }
-                Some(f) => f.response(),
+                _ => last_failure.unwrap_or(Failure::Connect).response(),
             };
         };
         pick.exclude(index);
@@ -272,6 +303,7 @@ async fn proxy(
         if !farm.preserve_host || !req.headers().contains_key(header::HOST) {
             req.headers_mut().insert(header::HOST, up.authority.clone());
         }
+        farm.counters.attempts.fetch_add(1, Relaxed);
         let outcome = attempt(
             ctx,
             farm,
@@ -283,9 +315,30 @@ async fn proxy(
         )
         .await;
         match outcome {
-            Attempt::Done(res) => return res,
+            Attempt::Done(res) => {
+                let status = res.status().as_u16();
+                if !res.status().is_server_error() {
+                    farm.farm.report(index, None, 0);
+                    return res;
+                }
+                if farm.count.status(status) {
+                    report(farm, index, res.status().as_str());
+                }
+                if !(farm.retry_on.status(status) && template.is_some()) {
+                    return res;
+                }
+                tracing::debug!(
+                    member = member.name(),
+                    status,
+                    "server error; trying another member"
+                );
+                held = Some(res);
+            }
             Attempt::NotSent(f, req) => {
                 tracing::debug!(member = member.name(), failure = ?f, "not sent; trying another member");
+                if f == Failure::Connect && farm.count.connect {
+                    report(farm, index, "connect failed");
+                }
                 // Not sent, so a streamed body is untouched: it goes to the next member.
                 let (parts, body) = req.into_parts();
                 pending = Some(parts);
@@ -293,21 +346,52 @@ async fn proxy(
                 last_failure = Some(f);
             }
             Attempt::Sent(f) => {
-                let retry = matches!(f, Failure::Upstream) && template.is_some() && !resent;
+                let (counted, allowed, what) = match f {
+                    Failure::Upstream => (farm.count.reset, farm.retry_on.reset, "reset"),
+                    Failure::FirstByteTimeout => {
+                        (farm.count.timeout, farm.retry_on.timeout, "timeout")
+                    }
+                    // Out of time for the whole request: nothing left to retry with.
+                    Failure::TotalTimeout => (farm.count.timeout, false, "timeout"),
+                    Failure::Connect | Failure::Saturated => (false, false, "failure"),
+                };
+                if counted {
+                    report(farm, index, what);
+                }
+                let retry = allowed && template.is_some();
                 if let Some(held) = up.warn.allow() {
                     tracing::warn!(member = member.name(), failure = ?f, retry, held_back = held, "member failed the request");
                 }
                 if !retry {
-                    return f.response();
+                    return held.unwrap_or_else(|| f.response());
                 }
-                resent = true;
                 last_failure = Some(f);
             }
         }
-        failures += 1;
-        if failures > farm.retries {
-            return last_failure.unwrap_or(Failure::Connect).response();
+        retries += 1;
+        let budget_ok = retries <= farm.retries && farm.budget.withdraw(clock::now());
+        if !budget_ok {
+            if retries <= farm.retries {
+                farm.counters.budget_refused.fetch_add(1, Relaxed);
+                if let Some(n) = farm.warn.allow() {
+                    tracing::warn!(farm = %farm.farm.name, held_back = n, "retry budget spent: answering without a retry");
+                }
+            }
+            return match held {
+                Some(res) => res,
+                None => last_failure.unwrap_or(Failure::Connect).response(),
+            };
         }
+        farm.counters.retries.fetch_add(1, Relaxed);
+    }
+}
+
+/// Passive checks: one failure of member `index`, counted; an ejection it causes is logged once.
+#[cold]
+fn report(farm: &FarmState, index: usize, what: &str) {
+    if let Some(t) = farm.farm.report(index, Some(what), clock::now()) {
+        let member = farm.farm.members[index].name();
+        tracing::info!(farm = %farm.farm.name, member, "member {member} {t}");
     }
 }
 
@@ -416,6 +500,9 @@ async fn attempt(
     // A dedicated upgrade connection that was not switched is not pooled: it was never counted.
     let keep = client_upgrade.is_none().then_some(lent.conn);
     exchange.headers_received(sent, keep);
+    if res.status().is_server_error() {
+        exchange.server_error();
+    }
     let (mut parts, body) = res.into_parts();
     let scan = forward::Scan::of(&parts.headers);
     forward::strip_hop_by_hop(&mut parts.headers, &scan);

@@ -165,12 +165,17 @@ impl Upstream {
         self.wake();
     }
 
-    /// Closes this worker's idle connections that have been idle too long or were closed by the member.
-    pub fn reap(&self, worker: usize) {
+    /// Closes this worker's idle connections that have been idle too long or were closed by the
+    /// member; all of them when `all` (a down member in a farm that is not quiescent).
+    pub fn reap(&self, worker: usize, all: bool) {
         let now = Instant::now();
         let ttl = self.settings.idle_timeout;
-        self.lock(worker)
-            .retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
+        let mut idle = self.lock(worker);
+        if all {
+            idle.clear();
+        } else {
+            idle.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
+        }
     }
 
     fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {

@@ -15,8 +15,12 @@ use regex::Regex;
 /// What a matched route does, resolved against the farm list.
 #[derive(Debug, Clone)]
 pub enum RouteAction {
-    /// Index into `Routing::farms`.
-    Farm(usize),
+    /// Index into `Routing::farms`; whether requests with non-idempotent methods may be retried
+    /// after they were sent (the route's `retry_non_idempotent`).
+    Farm {
+        farm: usize,
+        retry_non_idempotent: bool,
+    },
     /// Not proxied (Apache's `ProxyPass /x !`): 404.
     Exclude,
     Redirect {
@@ -66,7 +70,10 @@ impl RouteTable {
             .iter()
             .filter_map(|r| {
                 let action = match &r.action {
-                    Action::Farm(name) => RouteAction::Farm(farm_index(name)?),
+                    Action::Farm(name) => RouteAction::Farm {
+                        farm: farm_index(name)?,
+                        retry_non_idempotent: r.retry_non_idempotent,
+                    },
                     Action::Exclude => RouteAction::Exclude,
                     Action::Redirect { location, status } => RouteAction::Redirect {
                         location: HeaderValue::from_str(location).ok()?,
@@ -208,6 +215,7 @@ mod tests {
             host: host.map(String::from),
             path,
             action,
+            retry_non_idempotent: false,
         }
     }
 
@@ -238,7 +246,7 @@ mod tests {
         let names = ["a", "b", "img"];
         let t = RouteTable::build(&routes, |n| names.iter().position(|x| *x == n));
         let farm = |host: Option<&str>, path| match t.find(host.map(str::as_bytes), path) {
-            Some(RouteAction::Farm(i)) => Some(names[*i]),
+            Some(RouteAction::Farm { farm, .. }) => Some(names[*farm]),
             Some(RouteAction::Exclude) => Some("!"),
             _ => None,
         };

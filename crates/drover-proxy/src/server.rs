@@ -371,7 +371,8 @@ async fn serve(
     }
 }
 
-/// Closes this worker's pooled member connections once idle for too long.
+/// Closes this worker's pooled member connections once idle for too long, and those of members
+/// that are down in farms that are not quiescent.
 async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -379,10 +380,10 @@ async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
         let routing = routing.load();
         for farm in &routing.farms {
             for up in &farm.upstreams {
-                up.reap(worker);
+                up.reap(worker, !farm.quiescent && !up.member.state.is_up());
             }
             if let crate::state::OutageAction::Sorry(up) = &farm.outage {
-                up.reap(worker);
+                up.reap(worker, false);
             }
         }
     }

@@ -6,10 +6,14 @@
 //! half of an old config and half of a new one.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
-use drover_config::{Config, Farm as FarmConfig, Listener, Outage, Timeouts};
-use drover_core::{Farm, HashKey, Member, MemberSpec};
+use drover_config::{
+    Config, FailureKinds, Farm as FarmConfig, Listener, Outage, RetryOn, Timeouts,
+};
+use drover_core::outlier::OutlierRules;
+use drover_core::{Farm, HashKey, HealthRules, Member, MemberSpec, PassiveRules, RetryBudget};
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::forward::ForwardSettings;
@@ -54,17 +58,39 @@ pub enum KeySource {
 
 #[derive(Debug)]
 pub struct FarmState {
-    pub farm: Farm,
+    /// Shared with the health checks, which write the members' health.
+    pub farm: Arc<Farm>,
     /// Parallel to `farm.members`.
     pub upstreams: Vec<Arc<Upstream>>,
     pub timeouts: Timeouts,
+    /// Most other members one request may try after a failure `retry_on` allows.
     pub retries: u32,
+    pub retry_on: RetryOn,
+    pub budget: RetryBudget,
+    /// Which failures count against a member (passive checks).
+    pub count: FailureKinds,
+    /// Keep a down member's pooled connections (true) or close them (false).
+    pub quiescent: bool,
+    pub counters: FarmCounters,
     pub preserve_host: bool,
     pub rewrite_location: bool,
     pub outage: OutageAction,
     pub key: Option<KeySource>,
     /// Rate limit for this farm's outage warnings.
     pub warn: crate::loglimit::LogLimit,
+}
+
+/// Per-farm request accounting, for the API and for measuring retries against requests.
+#[derive(Debug, Default)]
+pub struct FarmCounters {
+    /// Client requests sent to the farm.
+    pub requests: AtomicU64,
+    /// Attempts at a member (connects that failed included).
+    pub attempts: AtomicU64,
+    /// Retries made (each one granted by the retry budget).
+    pub retries: AtomicU64,
+    /// Retries refused because the farm's retry budget was spent.
+    pub budget_refused: AtomicU64,
 }
 
 impl Routing {
@@ -106,7 +132,10 @@ impl FarmState {
             idle_timeout: cfg.pool_idle_timeout,
             connect_timeout: cfg.timeouts.connect,
         };
-        let farm = Farm::new(cfg.name.clone(), cfg.policy.clone(), cfg.members.clone());
+        let farm = Arc::new(
+            Farm::new(cfg.name.clone(), cfg.policy.clone(), cfg.members.clone())
+                .with_rules(health_rules(cfg)),
+        );
         let upstreams = farm
             .members
             .iter()
@@ -154,11 +183,37 @@ impl FarmState {
             upstreams,
             timeouts: cfg.timeouts,
             retries: cfg.retries,
+            retry_on: cfg.retry_on.clone(),
+            budget: RetryBudget::new(cfg.retry_budget.ratio, cfg.retry_budget.floor_per_sec),
+            count: cfg.passive.count.clone(),
+            quiescent: cfg.quiescent,
+            counters: FarmCounters::default(),
             preserve_host: cfg.preserve_host,
             rewrite_location: cfg.rewrite_location,
             outage,
             key,
             warn: Default::default(),
         }
+    }
+}
+
+/// The farm's health rules in drover-core's terms.
+pub fn health_rules(cfg: &FarmConfig) -> HealthRules {
+    let p = &cfg.passive;
+    HealthRules {
+        slow_start: cfg.slow_start.unwrap_or_default(),
+        panic_threshold: cfg.panic_threshold,
+        passive: PassiveRules {
+            consecutive_failures: p.consecutive_failures,
+            ejection_time: p.ejection_time,
+            max_ejection_time: p.max_ejection_time,
+            max_ejected: p.max_ejected,
+            outlier: OutlierRules {
+                factor: p.outlier_factor,
+                min_requests: u64::from(p.outlier_min_requests),
+                min_error_rate: p.outlier_min_error_rate,
+            },
+            outlier_interval: p.outlier_interval,
+        },
     }
 }

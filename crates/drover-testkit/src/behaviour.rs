@@ -43,8 +43,9 @@ struct ExtraHeader {
 pub(crate) struct Behaviour {
     name: String,
     addr: SocketAddr,
-    /// `"<name>\n"`, shared by every default answer without copying.
-    name_body: Bytes,
+    /// The default route's body: `"<name>\n"` unless a test set another; shared by every default
+    /// answer without copying (a read lock per request, written only by `set_body`).
+    name_body: RwLock<Bytes>,
     x_member: HeaderValue,
     extra: Vec<ExtraHeader>,
     status: AtomicU16,
@@ -111,7 +112,7 @@ impl Behaviour {
         }
         let seed = cfg.seed.unwrap_or_else(|| hash_name(&name));
         Ok(Behaviour {
-            name_body: Bytes::from(format!("{name}\n")),
+            name_body: RwLock::new(Bytes::from(format!("{name}\n"))),
             x_member,
             extra,
             addr,
@@ -140,6 +141,20 @@ impl Behaviour {
 
     pub(crate) fn set_hang(&self, hang: bool) {
         self.hang.store(hang, Relaxed);
+    }
+
+    fn body(&self) -> Bytes {
+        self.name_body
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub(crate) fn set_body(&self, body: Bytes) {
+        match self.name_body.write() {
+            Ok(mut b) => *b = body,
+            Err(p) => *p.into_inner() = body,
+        }
     }
 
     pub(crate) fn set_status(&self, status: u16) {
@@ -207,10 +222,7 @@ impl Behaviour {
 
     /// The default answer: configured status, body `"<name>\n"`.
     pub(crate) fn default_answer(&self) -> Response<MemberBody> {
-        self.respond(
-            self.default_status(),
-            MemberBody::full(self.name_body.clone()),
-        )
+        self.respond(self.default_status(), MemberBody::full(self.body()))
     }
 
     /// A plain-text answer whose body is `"<name> <text>\n"`.

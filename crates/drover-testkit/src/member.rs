@@ -145,6 +145,11 @@ impl TestMember {
         self.behaviour.set_status(status);
     }
 
+    /// Body of the default route from now on (instead of `"<name>\n"`).
+    pub fn set_body(&self, body: impl Into<bytes::Bytes>) {
+        self.behaviour.set_body(body.into());
+    }
+
     /// Share of requests answered `500` from now on (clamped to 0.0..=1.0; NaN means 0).
     pub fn set_fail_ratio(&self, ratio: f64) {
         self.behaviour.set_fail_ratio(ratio);

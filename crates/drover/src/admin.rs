@@ -1,12 +1,14 @@
 //! The admin listener, read-only for now: `GET /api/v1/farms` (every farm and member with flags,
-//! weight and counters, as JSON) and `GET /healthz`. The control-plane issue grows this into the
+//! weight, counters and health: the last flip with its reason, flips per flag, panic mode, the
+//! farm's requests against its attempts at members) and `GET /healthz`. The control-plane issue grows this into the
 //! `drover-admin` crate (writes with auth, dashboard, /metrics).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use drover_core::Flag;
+use drover_core::{Flag, Member, clock};
 use drover_proxy::Proxy;
 use http_body_util::Full;
 use hyper::{
@@ -20,7 +22,26 @@ use tokio::net::TcpListener;
 struct FarmView<'a> {
     name: &'a str,
     policy: &'static str,
+    /// Health is being ignored: too few members are up (`panic_threshold`).
+    panic: bool,
+    /// Client requests sent to the farm.
+    requests: u64,
+    /// Attempts at members, failed connects included (attempts / requests >= 1).
+    attempts: u64,
+    /// Retries made.
+    retries: u64,
+    /// Retries refused because the retry budget was spent.
+    budget_refused: u64,
     members: Vec<MemberView<'a>>,
+}
+
+#[derive(Serialize)]
+struct TransitionView {
+    /// `up`, `down`, `ejected`, `returned`, ...
+    state: &'static str,
+    reason: String,
+    /// Seconds since the flip.
+    age_s: f64,
 }
 
 #[derive(Serialize)]
@@ -30,11 +51,18 @@ struct MemberView<'a> {
     weight: u32,
     route: Option<&'a str>,
     on: bool,
+    /// Healthy: passes its active checks and is not ejected.
     up: bool,
+    /// Ejected by passive checks.
+    ejected: bool,
     #[serde(rename = "in")]
     is_in: bool,
     draining: bool,
     ready: bool,
+    /// The member's latest flip.
+    last_transition: Option<TransitionView>,
+    /// Flips per flag since start.
+    flips: serde_json::Map<String, serde_json::Value>,
     in_flight: u32,
     requests: u64,
     failures: u64,
@@ -86,6 +114,15 @@ async fn answer(
     Ok(res)
 }
 
+fn last_transition(m: &Member) -> Option<TransitionView> {
+    let t = m.health.last_transition()?;
+    Some(TransitionView {
+        state: t.state(),
+        age_s: clock::now().saturating_sub(t.at) as f64 / 1e9,
+        reason: t.reason,
+    })
+}
+
 fn farms_json(proxy: &Proxy) -> Bytes {
     let routing = proxy.routing();
     let farms: Vec<FarmView<'_>> = routing
@@ -94,6 +131,11 @@ fn farms_json(proxy: &Proxy) -> Bytes {
         .map(|f| FarmView {
             name: &f.farm.name,
             policy: f.farm.kind.name(),
+            panic: f.farm.in_panic(),
+            requests: f.counters.requests.load(Relaxed),
+            attempts: f.counters.attempts.load(Relaxed),
+            retries: f.counters.retries.load(Relaxed),
+            budget_refused: f.counters.budget_refused.load(Relaxed),
             members: f
                 .farm
                 .members
@@ -104,10 +146,16 @@ fn farms_json(proxy: &Proxy) -> Bytes {
                     weight: m.state.weight(),
                     route: m.spec.route.as_deref(),
                     on: m.state.get(Flag::On),
-                    up: m.state.get(Flag::Up),
+                    up: m.state.is_up(),
+                    ejected: m.state.get(Flag::Ejected),
                     is_in: m.state.get(Flag::In),
                     draining: m.state.get(Flag::Draining),
                     ready: m.state.is_ready(),
+                    last_transition: last_transition(m),
+                    flips: Flag::ALL
+                        .iter()
+                        .map(|&f| (f.name().to_owned(), m.health.flips(f).into()))
+                        .collect(),
                     in_flight: m.stats.in_flight(),
                     requests: m.stats.requests(),
                     failures: m.stats.failures(),

@@ -123,7 +123,29 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     raise_fd_limit();
     let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
+    let _health = start_health(&config, &proxy)?;
     run_until_signal(proxy, config.admin.map(|a| a.listen))
+}
+
+/// Starts the active checks and the ejection supervisors over the farms the proxy serves (the same
+/// `Arc<Farm>`s, so a verdict is seen by the next pick). Stops when the returned service is dropped.
+fn start_health(
+    config: &drover_config::Config,
+    proxy: &Proxy,
+) -> anyhow::Result<drover_health::HealthService> {
+    let routing = proxy.routing();
+    let farms = config
+        .farms
+        .iter()
+        .filter_map(|f| {
+            let state = routing.farm(&f.name)?;
+            Some(drover_health::FarmChecks {
+                farm: std::sync::Arc::clone(&state.farm),
+                checks: f.member_checks.clone(),
+            })
+        })
+        .collect();
+    drover_health::HealthService::start(farms).context("cannot start the health checks")
 }
 
 fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {

@@ -61,7 +61,8 @@ fn consecutive_failures_eject_with_doubling_backoff() {
     assert!(f.return_ejected(t0 + 9 * S).is_empty());
     let back = f.return_ejected(t0 + 10 * S);
     assert_eq!(back.len(), 1);
-    assert_eq!(back[0].to_string(), "returned: ejection of 10s is over");
+    assert_eq!(back[0].0, 0);
+    assert_eq!(back[0].1.to_string(), "returned: ejection of 10s is over");
     assert!(f.members[0].state.is_ready());
 
     // Failing again right away: the backoff doubles, up to the maximum.

@@ -84,8 +84,10 @@ async fn connect_refused_is_retried_on_another_member() {
     );
 }
 
+/// Every member refusing the connection means the farm cannot serve: its outage action answers
+/// (like HAProxy, which answers 503 when no server could take the connection), not a 502.
 #[tokio::test]
-async fn every_member_refusing_is_a_502() {
+async fn every_member_refusing_runs_the_outage_action() {
     let dead = TestMember::start(MemberConfig::new("dead")).await.unwrap();
     let addr = dead.addr();
     dead.kill().await;
@@ -94,9 +96,9 @@ async fn every_member_refusing_is_a_502() {
     );
     let proxy = drover(&toml);
     let r = get(proxy.addr(), "/").await;
-    assert_eq!(r.status, 502);
+    assert_eq!(r.status, 503);
     assert!(
-        r.text().contains("no member could be reached"),
+        r.text().contains("no server is available"),
         "{}",
         r.text()
     );

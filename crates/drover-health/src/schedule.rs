@@ -1,0 +1,276 @@
+//! The health service: one task per checked member running its [`Probe`] on a rise/fall
+//! schedule, and one supervisor per farm that ends passive ejections and applies the outlier rule.
+//!
+//! Where it sits: the binary starts it next to the proxy with the farms the proxy serves (the same
+//! `Arc<Farm>`s, so a verdict is seen by the very next pick). It runs on a thread of its own with
+//! a current-thread tokio runtime, so checks never take time from the proxy's workers, and writes
+//! only health: the up/down flag (active checks) and the end of ejections (supervisor) — never the
+//! operator's on/off.
+//!
+//! Rules (HAProxy's and ldirectord's): a member starts up; `fall` failed checks in a row take it
+//! down, `rise` passed checks in a row bring it back; while down it is checked every
+//! `down_interval`. Every wait is `interval` ± `jitter` and the first check of each member comes
+//! at a random point of its first interval, so 1,000 members do not probe in lockstep. A member
+//! killed between two checks is therefore down within `fall` x `interval` x (1 + `jitter`), plus
+//! one `timeout` when its checks hang rather than fail at once.
+//!
+//! Every flip is logged once at info (`member app/m1 down: 3 checks failed, the last: status 500,
+//! expected 200-399`) and recorded in the member's [`drover_core::Health`] for the API.
+//!
+//! Config keys read: `[farm.<name>.check]` and the members' `check` overrides (through
+//! `drover_config::Farm::member_checks`); `[farm.<name>.passive]` via the farm's
+//! [`drover_core::HealthRules`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use drover_config::{Check, CheckKind};
+use drover_core::outlier::outliers;
+use drover_core::{Farm, Rng, Transition, clock};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::probe::{HttpProbe, Probe, ProbeKind};
+
+/// How often a farm's supervisor looks for ejections that are over.
+const RETURN_TICK: Duration = Duration::from_millis(100);
+
+/// One farm, as the health service sees it.
+#[derive(Debug, Clone)]
+pub struct FarmChecks {
+    pub farm: Arc<Farm>,
+    /// One entry per member of `farm`, in order: its resolved check, or `None` (not checked).
+    pub checks: Vec<Option<Check>>,
+}
+
+/// The running health service; stops when dropped or [`stop`](HealthService::stop)ped.
+pub struct HealthService {
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HealthService {
+    /// Starts checking. Does nothing (no thread) when no farm has a check or passive rules.
+    pub fn start(farms: Vec<FarmChecks>) -> io::Result<HealthService> {
+        let (stop, stopped) = watch::channel(false);
+        let busy = farms
+            .iter()
+            .any(|f| f.checks.iter().any(Option::is_some) || supervised(&f.farm));
+        let thread = if busy {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Some(
+                std::thread::Builder::new()
+                    .name("drover-health".into())
+                    .spawn(move || rt.block_on(run(farms, stopped)))?,
+            )
+        } else {
+            None
+        };
+        Ok(HealthService { stop, thread })
+    }
+
+    /// Stops every check and waits for the thread to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HealthService {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn supervised(farm: &Farm) -> bool {
+    let p = &farm.rules.passive;
+    p.consecutive_failures > 0 || p.outlier.factor > 0.0
+}
+
+async fn run(farms: Vec<FarmChecks>, mut stopped: watch::Receiver<bool>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut seed = Rng::new(clock::now());
+    for f in farms {
+        for (index, check) in f.checks.iter().enumerate() {
+            let (Some(check), Some(member)) = (check, f.farm.members.get(index)) else {
+                continue;
+            };
+            let probe = probe(check, member.addr());
+            let rng = Rng::new(seed.next_u64());
+            tasks.spawn(check_member(
+                Arc::clone(&f.farm),
+                index,
+                check.clone(),
+                probe,
+                rng,
+            ));
+        }
+        if supervised(&f.farm) {
+            tasks.spawn(supervise(Arc::clone(&f.farm)));
+        }
+    }
+    let _ = stopped.wait_for(|&s| s).await;
+    tasks.shutdown().await;
+}
+
+/// The probe a check describes, aimed at a member.
+pub fn probe(check: &Check, member: SocketAddr) -> Probe {
+    let addr = SocketAddr::new(member.ip(), check.port.unwrap_or(member.port()));
+    let kind = match &check.kind {
+        CheckKind::Tcp => ProbeKind::Tcp,
+        CheckKind::Http(h) => {
+            let host = h.host.clone().unwrap_or_else(|| addr.to_string());
+            ProbeKind::Http(HttpProbe::new(
+                &h.method,
+                &h.path,
+                &host,
+                h.expect_status.clone(),
+                h.expect_body.clone(),
+                h.expect_body_regex.as_ref().map(|r| r.0.clone()),
+                h.max_body,
+            ))
+        }
+    };
+    Probe {
+        addr,
+        timeout: check.timeout,
+        kind,
+    }
+}
+
+/// `base` ± `jitter` x `base`, drawn from `rng`.
+fn jittered(base: Duration, jitter: f64, rng: &mut Rng) -> Duration {
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    base.mul_f64((1.0 + jitter * (2.0 * unit - 1.0)).max(0.0))
+}
+
+async fn check_member(farm: Arc<Farm>, index: usize, check: Check, probe: Probe, mut rng: Rng) {
+    let member = &farm.members[index];
+    let mut buf = Vec::new();
+    let (mut passed, mut failed) = (0u32, 0u32);
+    // Spread the members' first checks over one interval.
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    sleep(check.interval.mul_f64(unit)).await;
+    loop {
+        let started = Instant::now();
+        let result = probe.run(&mut buf).await;
+        let up = member.state.get(drover_core::Flag::Up);
+        let flip = match result {
+            Ok(_) => {
+                failed = 0;
+                passed = passed.saturating_add(1);
+                (!up && passed >= check.rise).then(|| {
+                    farm.set_up(
+                        index,
+                        true,
+                        || format!("{passed} checks passed in a row"),
+                        clock::now(),
+                    )
+                })
+            }
+            Err(e) => {
+                passed = 0;
+                failed = failed.saturating_add(1);
+                (up && failed >= check.fall).then(|| {
+                    farm.set_up(
+                        index,
+                        false,
+                        || format!("{failed} checks failed in a row, the last: {e}"),
+                        clock::now(),
+                    )
+                })
+            }
+        };
+        if let Some(Some(t)) = flip {
+            log(&farm, index, &t);
+        }
+        let base = if member.state.get(drover_core::Flag::Up) {
+            check.interval
+        } else {
+            check.down_interval
+        };
+        sleep_until(started + jittered(base, check.jitter, &mut rng)).await;
+    }
+}
+
+/// Ends ejections whose time is up and, every `outlier_interval`, ejects members whose error rate
+/// is far above the rest of the farm's.
+async fn supervise(farm: Arc<Farm>) {
+    let rules = farm.rules.passive.clone();
+    let sample = |farm: &Farm| -> Vec<(u64, u64)> {
+        farm.members
+            .iter()
+            .map(|m| (m.stats.requests(), m.stats.failures()))
+            .collect()
+    };
+    let mut previous = sample(&farm);
+    let mut next_judgement = Instant::now() + rules.outlier_interval;
+    let mut tick = tokio::time::interval(RETURN_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for (index, t) in farm.return_ejected(clock::now()) {
+            log(&farm, index, &t);
+        }
+        if rules.outlier.factor <= 0.0 || Instant::now() < next_judgement {
+            continue;
+        }
+        next_judgement = Instant::now() + rules.outlier_interval;
+        let current = sample(&farm);
+        let deltas: Vec<(u64, u64)> = current
+            .iter()
+            .zip(&previous)
+            .map(|(c, p)| (c.0.saturating_sub(p.0), c.1.saturating_sub(p.1)))
+            .collect();
+        previous = current;
+        for o in outliers(&deltas, &rules.outlier) {
+            let interval = rules.outlier_interval;
+            if let Some(t) = farm.eject(o.index, clock::now(), || {
+                format!(
+                    "error rate {:.0}% over {:?}, the rest of the farm {:.0}%",
+                    o.rate * 100.0,
+                    interval,
+                    o.others * 100.0
+                )
+            }) {
+                log(&farm, o.index, &t);
+            }
+        }
+    }
+}
+
+fn log(farm: &Farm, index: usize, t: &Transition) {
+    let member = farm.members[index].name();
+    tracing::info!(farm = %farm.name, member, "member {member} {t}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let mut rng = Rng::new(3);
+        let base = Duration::from_secs(1);
+        let (mut lo, mut hi) = (base, base);
+        for _ in 0..10_000 {
+            let d = jittered(base, 0.1, &mut rng);
+            lo = lo.min(d);
+            hi = hi.max(d);
+        }
+        assert!(lo >= Duration::from_millis(900) && lo < Duration::from_millis(910));
+        assert!(hi <= Duration::from_millis(1100) && hi > Duration::from_millis(1090));
+        assert_eq!(jittered(base, 0.0, &mut rng), base);
+    }
+}
