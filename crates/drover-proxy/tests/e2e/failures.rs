@@ -97,11 +97,7 @@ async fn every_member_refusing_runs_the_outage_action() {
     let proxy = drover(&toml);
     let r = get(proxy.addr(), "/").await;
     assert_eq!(r.status, 503);
-    assert!(
-        r.text().contains("no server is available"),
-        "{}",
-        r.text()
-    );
+    assert!(r.text().contains("no server is available"), "{}", r.text());
 }
 
 #[tokio::test]
