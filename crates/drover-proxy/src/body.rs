@@ -11,12 +11,12 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use drover_core::Member;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -247,12 +247,19 @@ impl Body for UpstreamBody {
     }
 }
 
+/// Request bodies up to this size are kept while they stream to a member, so an idempotent
+/// request (or one whose route allows it) can be sent again to another member after a failure.
+/// Larger bodies are streamed without a copy and their requests are not replayed once sent.
+pub const REPLAY_LIMIT: u64 = 64 * 1024;
+
 /// The body of a request drover sends to a member.
 pub enum UpBody {
     /// No body (GET and friends): cheap to recreate, so such requests can be retried.
     Empty,
     /// The client's body, streamed; its bytes are counted into the member's `bytes_in`.
     Client(Incoming, ByteCount),
+    /// A copy of a client body already sent once, sent again to another member.
+    Replay(Option<Bytes>),
 }
 
 impl UpBody {
@@ -263,14 +270,33 @@ impl UpBody {
                 member,
                 bytes: 0,
                 upload: Arc::default(),
+                keep: false,
             },
         )
     }
 
-    /// How the upload of this body is going (`None` without a body).
+    /// The client's body, streamed, keeping a copy of it (up to [`REPLAY_LIMIT`]) for a retry.
+    pub fn client_replayable(inner: Incoming, member: Arc<Member>) -> Self {
+        let fits = inner.size_hint().lower() <= REPLAY_LIMIT;
+        let upload = Upload {
+            replay: Mutex::new(fits.then(Vec::new)),
+            ..Upload::default()
+        };
+        UpBody::Client(
+            inner,
+            ByteCount {
+                member,
+                bytes: 0,
+                upload: Arc::new(upload),
+                keep: fits,
+            },
+        )
+    }
+
+    /// How the upload of this body is going (`None` without a streamed body).
     pub fn upload(&self) -> Option<Arc<Upload>> {
         match self {
-            UpBody::Empty => None,
+            UpBody::Empty | UpBody::Replay(_) => None,
             UpBody::Client(_, count) => Some(Arc::clone(&count.upload)),
         }
     }
@@ -278,7 +304,7 @@ impl UpBody {
     /// The client's body back, from a request that was not sent.
     pub fn into_client(self) -> Option<Incoming> {
         match self {
-            UpBody::Empty => None,
+            UpBody::Empty | UpBody::Replay(_) => None,
             UpBody::Client(inner, _) => Some(inner),
         }
     }
@@ -289,6 +315,8 @@ pub struct ByteCount {
     member: Arc<Member>,
     bytes: u64,
     upload: Arc<Upload>,
+    /// Still copying the body into `upload.replay`.
+    keep: bool,
 }
 
 /// Progress of a request body on its way to a member, seen from the handler while hyper sends it:
@@ -299,6 +327,8 @@ pub struct ByteCount {
 pub struct Upload {
     sent: AtomicU64,
     done: AtomicBool,
+    /// The body's chunks so far, when it is kept for a replay and still within the limit.
+    replay: Mutex<Option<Vec<Bytes>>>,
 }
 
 impl Upload {
@@ -308,6 +338,52 @@ impl Upload {
 
     pub fn done(&self) -> bool {
         self.done.load(Relaxed)
+    }
+
+    /// The body was kept whole: a retry can send it again.
+    pub fn can_replay(&self) -> bool {
+        self.done() && self.replay.lock().is_ok_and(|k| k.is_some())
+    }
+
+    /// The whole body, if it was kept and has been read to its end: what a retry sends.
+    pub fn replay(&self) -> Option<Bytes> {
+        if !self.done() {
+            return None;
+        }
+        let kept = self.replay.lock().ok()?;
+        let chunks = kept.as_ref()?;
+        Some(match chunks.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut all = BytesMut::with_capacity(many.iter().map(Bytes::len).sum());
+                many.iter().for_each(|c| all.extend_from_slice(c));
+                all.freeze()
+            }
+        })
+    }
+
+    fn keep(&self, chunk: &Bytes, total: u64) -> bool {
+        let Ok(mut kept) = self.replay.lock() else {
+            return false;
+        };
+        match kept.as_mut() {
+            Some(chunks) if total <= REPLAY_LIMIT => {
+                chunks.push(chunk.clone());
+                true
+            }
+            _ => {
+                *kept = None;
+                false
+            }
+        }
+    }
+
+    /// The body had trailers or failed: it cannot be replayed.
+    fn forget(&self) {
+        if let Ok(mut kept) = self.replay.lock() {
+            *kept = None;
+        }
     }
 }
 
@@ -327,6 +403,7 @@ impl Body for UpBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             UpBody::Empty => Poll::Ready(None),
+            UpBody::Replay(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             UpBody::Client(inner, count) => {
                 let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
                 match &frame {
@@ -334,13 +411,19 @@ impl Body for UpBody {
                         if let Some(d) = f.data_ref() {
                             count.bytes += d.len() as u64;
                             count.upload.sent.store(count.bytes, Relaxed);
+                            if count.keep {
+                                count.keep = count.upload.keep(d, count.bytes);
+                            }
+                        } else if count.keep {
+                            count.keep = false;
+                            count.upload.forget();
                         }
                         if inner.is_end_stream() {
                             count.upload.done.store(true, Relaxed);
                         }
                     }
                     None => count.upload.done.store(true, Relaxed),
-                    Some(Err(_)) => {}
+                    Some(Err(_)) => count.upload.forget(),
                 }
                 Poll::Ready(frame)
             }
@@ -350,6 +433,7 @@ impl Body for UpBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpBody::Empty => true,
+            UpBody::Replay(b) => b.is_none(),
             UpBody::Client(inner, _) => inner.is_end_stream(),
         }
     }
@@ -357,6 +441,7 @@ impl Body for UpBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpBody::Empty => SizeHint::with_exact(0),
+            UpBody::Replay(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             UpBody::Client(inner, _) => inner.size_hint(),
         }
     }

@@ -11,10 +11,11 @@
 //! - a request hyper could not write on a pooled connection that had just closed is retried: it
 //!   was never sent either;
 //! - a request that was sent and failed before any response byte reached the client is retried
-//!   when the farm's `retry_on` names the failure (`reset`, `timeout`, a 5xx status), the request
-//!   has no body, and its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or the
-//!   route says `retry_non_idempotent`. A request with a body is not replayed: its body was
-//!   streamed to the member and is gone (the first attempt's answer is final).
+//!   when the farm's `retry_on` names the failure (`reset`, `timeout`, a 5xx status), its method
+//!   is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or the route says
+//!   `retry_non_idempotent`, and its body (if any) was kept: a body up to
+//!   [`REPLAY_LIMIT`](crate::body::REPLAY_LIMIT) is copied while it streams to the first member and
+//!   sent whole to the next; a larger one is streamed without a copy and its first answer is final.
 //!
 //! Passive checks: every attempt's outcome is reported to the farm ([`drover_core::Farm::report`])
 //! when the farm's `passive.count` names it (a success resets the member's count); an ejection it
@@ -34,7 +35,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::{Instant, timeout_at};
 
-use crate::body::{Exchange, ProxyBody, UpBody, UpstreamBody};
+use crate::body::{Exchange, ProxyBody, UpBody, Upload, UpstreamBody};
 use crate::error::{self, Failure};
 use crate::forward::{self, ClientAddr};
 use crate::pool::Upstream;
@@ -168,7 +169,8 @@ fn rng() -> Rng {
     })
 }
 
-/// The head of a request, kept so a bodiless idempotent request can be sent again.
+/// The head of a request that may be sent again (idempotent, or its route allows it); its body,
+/// if any, is kept by the [`Upload`] of the first attempt.
 struct Template {
     method: Method,
     uri: Uri,
@@ -176,8 +178,8 @@ struct Template {
 }
 
 impl Template {
-    fn request(&self) -> Request<UpBody> {
-        let mut req = Request::new(UpBody::Empty);
+    fn request(&self, body: UpBody) -> Request<UpBody> {
+        let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
@@ -246,7 +248,7 @@ async fn proxy(
     }
     parts.version = Version::HTTP_11;
     let bodiless = body.is_end_stream();
-    let replayable = bodiless && !upgrade && (retry_non_idempotent || idempotent(&parts.method));
+    let replayable = !upgrade && (retry_non_idempotent || idempotent(&parts.method));
     let template = replayable.then(|| Template {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
@@ -254,6 +256,17 @@ async fn proxy(
     });
     let mut client_body = (!bodiless).then_some(body);
     let mut pending = Some(parts);
+    // The first attempt's upload, keeping a copy of a small body for a resend.
+    let mut kept: Option<Arc<Upload>> = None;
+    let resend_body = |kept: &Option<Arc<Upload>>| -> Option<UpBody> {
+        if bodiless {
+            return Some(UpBody::Empty);
+        }
+        Some(UpBody::Replay(Some(kept.as_ref()?.replay()?)))
+    };
+    let can_resend = |kept: &Option<Arc<Upload>>| {
+        template.is_some() && (bodiless || kept.as_ref().is_some_and(|u| u.can_replay()))
+    };
 
     farm.budget.deposit(clock::now());
     farm.counters.requests.fetch_add(1, Relaxed);
@@ -276,7 +289,7 @@ async fn proxy(
                         farm,
                         pending,
                         client_body,
-                        template.as_ref(),
+                        template.as_ref().zip(resend_body(&kept)),
                         client_host.as_ref(),
                         &deadlines,
                     )
@@ -291,13 +304,18 @@ async fn proxy(
             Some(parts) => {
                 let body = match client_body.take() {
                     None => UpBody::Empty,
+                    Some(inner) if template.is_some() => {
+                        let body = UpBody::client_replayable(inner, Arc::clone(member));
+                        kept = body.upload();
+                        body
+                    }
                     Some(inner) => UpBody::client(inner, Arc::clone(member)),
                 };
                 Request::from_parts(parts, body)
             }
-            None => match &template {
-                Some(t) => t.request(),
-                None => return last_failure.unwrap_or(Failure::Upstream).response(),
+            None => match (&template, resend_body(&kept)) {
+                (Some(t), Some(body)) => t.request(body),
+                _ => return last_failure.unwrap_or(Failure::Upstream).response(),
             },
         };
         if !farm.preserve_host || !req.headers().contains_key(header::HOST) {
@@ -324,7 +342,7 @@ async fn proxy(
                 if farm.count.status(status) {
                     report(farm, index, res.status().as_str());
                 }
-                if !(farm.retry_on.status(status) && template.is_some()) {
+                if !(farm.retry_on.status(status) && can_resend(&kept)) {
                     return res;
                 }
                 tracing::debug!(
@@ -358,7 +376,7 @@ async fn proxy(
                 if counted {
                     report(farm, index, what);
                 }
-                let retry = allowed && template.is_some();
+                let retry = allowed && can_resend(&kept);
                 if let Some(held) = up.warn.allow() {
                     tracing::warn!(member = member.name(), failure = ?f, retry, held_back = held, "member failed the request");
                 }
@@ -518,7 +536,7 @@ async fn outage(
     farm: &FarmState,
     parts: Option<http::request::Parts>,
     client_body: Option<Incoming>,
-    template: Option<&Template>,
+    resend: Option<(&Template, UpBody)>,
     client_host: Option<&http::HeaderValue>,
     deadlines: &Deadlines,
 ) -> Response<ProxyBody> {
@@ -538,7 +556,7 @@ async fn outage(
             res
         }
         OutageAction::Sorry(up) => {
-            let req = match (parts, template) {
+            let req = match (parts, resend) {
                 (Some(mut parts), _) => {
                     if !parts.headers.contains_key(header::HOST) {
                         parts.headers.insert(header::HOST, up.authority.clone());
@@ -549,7 +567,7 @@ async fn outage(
                     };
                     Request::from_parts(parts, body)
                 }
-                (None, Some(t)) => t.request(),
+                (None, Some((t, body))) => t.request(body),
                 (None, None) => return Failure::Connect.response(),
             };
             match attempt(ctx, farm, up, req, &mut None, deadlines, client_host).await {

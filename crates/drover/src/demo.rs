@@ -2,7 +2,8 @@
 //!
 //! Starts three in-process test members of different speeds on loopback ports chosen by the
 //! kernel, writes a config for them (the same TOML a user would write, validated by the same
-//! parser), starts the proxy on it and the admin listener, and prints what to try.
+//! parser), starts the proxy on it, the health checks (an HTTP check of each member every second)
+//! and the admin listener, and prints what to try.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,6 +39,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
         let proxy = Proxy::start(&config, Options { threads: Some(1) })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
+        let _health = crate::start_health(&config, &proxy)?;
         print_intro(proxy.addr(), admin, &members);
         crate::serve_until_signal(proxy, Some(admin)).await
     })
@@ -46,7 +48,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
 fn config_text(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) -> String {
     let mut toml = format!(
         "[admin]\nlisten = \"{admin}\"\n\n[[listener]]\nname = \"demo\"\nlisten = \"{listen}\"\nfarm = \"app\"\n\n\
-         [farm.app]\npolicy = \"round-robin\"\n"
+         [farm.app]\npolicy = \"round-robin\"\n\n[farm.app.check]\npath = \"/\"\ninterval = \"1s\"\n\n"
     );
     for m in members {
         toml.push_str(&format!(

@@ -129,7 +129,7 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
 
 /// Starts the active checks and the ejection supervisors over the farms the proxy serves (the same
 /// `Arc<Farm>`s, so a verdict is seen by the next pick). Stops when the returned service is dropped.
-fn start_health(
+pub(crate) fn start_health(
     config: &drover_config::Config,
     proxy: &Proxy,
 ) -> anyhow::Result<drover_health::HealthService> {

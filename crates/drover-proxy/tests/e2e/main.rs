@@ -7,5 +7,6 @@ mod failures;
 mod forwarding;
 mod limits;
 mod policies;
+mod retries;
 mod routes;
 mod upgrade;

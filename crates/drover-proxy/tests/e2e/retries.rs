@@ -1,0 +1,143 @@
+//! Retries after a request was sent: which failures, which methods, which bodies, and the budget.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::common::*;
+
+/// Two members `a` (first in round robin) and `b`; `a` hangs when `hang`.
+async fn pair(hang: bool) -> (TestMember, TestMember) {
+    let a = TestMember::start(MemberConfig::new("a").hang(hang))
+        .await
+        .unwrap();
+    let b = TestMember::start(MemberConfig::new("b")).await.unwrap();
+    (a, b)
+}
+
+fn config(a: &TestMember, b: &TestMember, farm_keys: &str, route_keys: &str) -> String {
+    format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.route]]\nfarm = \"app\"\n{route_keys}\n\n\
+         [farm.app]\npolicy = \"round-robin\"\nfirst_byte_timeout = \"300ms\"\n{farm_keys}\n{}",
+        members_toml("app", &[a, b], |_| String::new())
+    )
+}
+
+async fn send_body(addr: std::net::SocketAddr, method: &str, path: &str, body: Vec<u8>) -> Reply {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap();
+    send(&mut connect(addr).await, req).await
+}
+
+#[tokio::test]
+async fn a_put_with_a_small_body_is_replayed_on_another_member_after_a_timeout() {
+    let (a, b) = pair(true).await;
+    let proxy = drover(&config(&a, &b, "", ""));
+    let r = send_body(proxy.addr(), "PUT", "/upload", vec![7; 1000]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "b 1000\n", "b received the whole body again");
+    assert_eq!(a.requests(), 1, "a had it first and hung");
+}
+
+#[tokio::test]
+async fn a_body_over_the_replay_limit_is_not_resent() {
+    let (a, b) = pair(true).await;
+    let proxy = drover(&config(&a, &b, "", ""));
+    let r = send_body(proxy.addr(), "PUT", "/upload", vec![7; 100 * 1024]).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(b.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_post_is_retried_only_where_the_route_allows_it() {
+    let (a, b) = pair(true).await;
+    let proxy = drover(&config(&a, &b, "", ""));
+    let r = send_body(proxy.addr(), "POST", "/upload", vec![1; 10]).await;
+    assert_eq!(r.status, 504, "POST is not idempotent: {}", r.text());
+    assert_eq!(b.requests(), 0);
+
+    let proxy = drover(&config(&a, &b, "", "retry_non_idempotent = true"));
+    let r = send_body(proxy.addr(), "POST", "/upload", vec![1; 10]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "b 10\n");
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_only_when_retry_on_names_it() {
+    let (a, b) = pair(false).await;
+    a.set_status(503);
+    let proxy = drover(&config(&a, &b, "", ""));
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (503, "a\n"),
+        "not retried by default"
+    );
+
+    let proxy = drover(&config(&a, &b, "retry_on = [\"5xx\"]", ""));
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (200, "b\n"),
+        "503 retried on b"
+    );
+}
+
+#[tokio::test]
+async fn when_every_retry_fails_the_client_gets_the_last_members_answer() {
+    let (a, b) = pair(false).await;
+    a.set_status(503);
+    b.set_status(502);
+    let proxy = drover(&config(&a, &b, "retry_on = [\"5xx\"]", ""));
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!((r.status.as_u16(), r.text()), (502, "b\n"));
+}
+
+#[tokio::test]
+async fn a_spent_retry_budget_answers_without_a_retry() {
+    let (a, b) = pair(true).await;
+    let keys = "retry_budget = \"0%\"\nretry_budget_floor = 0";
+    let proxy = drover(&config(&a, &b, keys, ""));
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(r.status, 504, "no budget, no retry: {}", r.text());
+    assert_eq!(b.requests(), 0);
+    let farm = proxy.routing();
+    let farm = farm.farm("app").unwrap();
+    assert_eq!(
+        farm.counters
+            .budget_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn consecutive_failures_eject_a_member() {
+    let (a, b) = pair(false).await;
+    a.set_status(500);
+    let keys = "[farm.app.passive]\nconsecutive_failures = 3\nejection_time = \"300ms\"";
+    let proxy = drover(&config(&a, &b, keys, ""));
+    let addr = proxy.addr();
+    let mut conn = connect(addr).await;
+    for _ in 0..6 {
+        send(&mut conn, get_request(addr, "/")).await;
+    }
+    let routing = proxy.routing();
+    let member = routing.farm("app").unwrap().farm.member("a").unwrap();
+    assert!(!member.state.is_up(), "3 failures in a row eject a");
+    let seen = a.requests();
+    for _ in 0..10 {
+        let r = send(&mut conn, get_request(addr, "/")).await;
+        assert_eq!(r.text(), "b\n", "ejected: no traffic to a");
+    }
+    assert_eq!(a.requests(), seen);
+    let t = member.health.last_transition().unwrap();
+    assert!(
+        t.reason
+            .starts_with("3 failed requests in a row, the last: 500"),
+        "{t}"
+    );
+}
