@@ -55,6 +55,8 @@ pub(crate) struct Behaviour {
     rng: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) connections: AtomicU64,
+    /// Connections open now.
+    pub(crate) open: AtomicU64,
 }
 
 fn invalid(name: &str, what: String) -> io::Error {
@@ -123,6 +125,7 @@ impl Behaviour {
             rng: AtomicU64::new(seed),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             name,
         })
     }

@@ -134,6 +134,11 @@ impl TestMember {
         self.behaviour.connections.load(Relaxed)
     }
 
+    /// TCP connections open now (accepted and not yet closed by either side).
+    pub fn open_connections(&self) -> u64 {
+        self.behaviour.open.load(Relaxed)
+    }
+
     /// Hang (or stop hanging) on requests that arrive from now on. Requests already hung stay
     /// unanswered.
     pub fn set_hang(&self, hang: bool) {
@@ -206,8 +211,13 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
         match accepted {
             Ok((stream, peer)) => {
                 ctx.behaviour.connections.fetch_add(1, Relaxed);
+                ctx.behaviour.open.fetch_add(1, Relaxed);
                 tracing::trace!(member = ctx.behaviour.name(), %peer, "accepted");
-                tokio::spawn(serve_connection(stream, Arc::clone(&ctx)));
+                let ctx = Arc::clone(&ctx);
+                tokio::spawn(async move {
+                    serve_connection(stream, Arc::clone(&ctx)).await;
+                    ctx.behaviour.open.fetch_sub(1, Relaxed);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly instead of spinning.

@@ -141,3 +141,40 @@ async fn consecutive_failures_eject_a_member() {
         "{t}"
     );
 }
+
+/// A member that goes down loses its pooled connections, unless its farm is quiescent. Two farms
+/// in one proxy: `q` (quiescent, member a) is swept before `n` (not, member b) in each pass of
+/// the pool sweeper, so once b's connection is closed, a pass has also seen a down.
+#[tokio::test]
+async fn a_down_members_pooled_connections_close_unless_quiescent() {
+    let (a, b) = pair(false).await;
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+         [[listener.route]]\npath = \"/q/\"\nfarm = \"q\"\n\
+         [[listener.route]]\npath = \"/n/\"\nfarm = \"n\"\n\n\
+         [farm.q]\nquiescent = true\n{}\n[farm.n]\nquiescent = false\n{}",
+        members_toml("q", &[&a], |_| String::new()),
+        members_toml("n", &[&b], |_| String::new()),
+    );
+    let proxy = drover(&toml);
+    assert_eq!(get(proxy.addr(), "/q/").await.text(), "a\n");
+    assert_eq!(get(proxy.addr(), "/n/").await.text(), "b\n");
+    eventually("both connections are pooled", || {
+        a.open_connections() == 1 && b.open_connections() == 1
+    })
+    .await;
+    let routing = proxy.routing();
+    assert_eq!(
+        routing.farms[0].farm.name, "q",
+        "q is swept first in each pass"
+    );
+    for farm in ["q", "n"] {
+        let farm = &routing.farm(farm).unwrap().farm;
+        farm.set_up(0, false, || "test".into(), drover_core::clock::now());
+    }
+    eventually("the sweeper closes b's pooled connection", || {
+        b.open_connections() == 0
+    })
+    .await;
+    assert_eq!(a.open_connections(), 1, "quiescent: a's connection is kept");
+}
