@@ -9,6 +9,8 @@
 #        WARMUP=5            seconds between drover's start and the measured window
 #        SECONDS_RUN=30      seconds of the measured window
 #        ORDER="off on"      configs to run, in order ("on off", "on", ...)
+#        REUSE=              true|false: write `reuse_connection = $REUSE` into the check table;
+#                            empty (the default) leaves the key out, i.e. drover's default (true)
 #        DROVER_BIN=target/release/drover   SKIP_BUILD=1 to skip `cargo build --release`
 #        KEEP_RUN_DIR=1      keep the temp dir (drover and members.py logs)
 set -euo pipefail
@@ -21,13 +23,14 @@ BASE_PORT="${BASE_PORT:-20000}"
 WARMUP="${WARMUP:-5}"
 SECONDS_RUN="${SECONDS_RUN:-30}"
 ORDER="${ORDER:-off on}"
+REUSE="${REUSE:-}"
 DROVER_BIN="${DROVER_BIN:-$REPO_DIR/target/release/drover}"
 LISTEN_PORT=18080
 CONTROL_PORT=$((BASE_PORT - 1))
 HC_DIR="$BENCH_DIR/health-checks"
 DROVER_PID=""   # set by start_drover (lib.sh)
 
-case "${1:-}" in -h | --help) sed -n '2,15p' "$0"; exit 0 ;; "") ;; *) die "unknown argument: $1 (see --help)" ;; esac
+case "${1:-}" in -h | --help) sed -n '2,17p' "$0"; exit 0 ;; "") ;; *) die "unknown argument: $1 (see --help)" ;; esac
 for knob in MEMBERS BASE_PORT WARMUP SECONDS_RUN; do
     [[ "${!knob}" =~ ^[0-9]+$ && "${!knob}" -ge 1 ]] || die "$knob must be a positive integer (got '${!knob}')"
 done
@@ -35,6 +38,7 @@ done
 read -r -a CONFIGS <<<"$ORDER"
 ((${#CONFIGS[@]} > 0)) || die "ORDER is empty"
 for c in "${CONFIGS[@]}"; do [[ "$c" == on || "$c" == off ]] || die "ORDER may hold only 'on' and 'off' (got '$c')"; done
+[[ -z "$REUSE" || "$REUSE" == true || "$REUSE" == false ]] || die "REUSE must be true, false or empty (got '$REUSE')"
 
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 command -v curl >/dev/null 2>&1 || die "curl is required"
@@ -60,7 +64,7 @@ require_port_free "$LISTEN_PORT" "$CONTROL_PORT" "$BASE_PORT" $((BASE_PORT + MEM
 write_config() {
     local file="$1" checks="$2" i
     {
-        echo "# bench/health-checks/run.sh: $MEMBERS members, health checks $checks"
+        echo "# bench/health-checks/run.sh: $MEMBERS members, health checks $checks, REUSE=${REUSE:-default}"
         echo "[server]"
         echo "threads = 1"
         echo
@@ -85,6 +89,9 @@ write_config() {
             echo "timeout = \"500ms\""
             echo "rise = 2"
             echo "fall = 3"
+            if [[ -n "$REUSE" ]]; then
+                echo "reuse_connection = $REUSE"
+            fi
         fi
     } >"$file"
 }
@@ -152,10 +159,10 @@ for c in "${CONFIGS[@]}"; do
 done
 
 # --- report --------------------------------------------------------------------------------
-python3 - "$RESULTS" "$CLK_TCK" "$MEMBERS" <<'EOF' | tee "$OUT_DIR/table.md"
+python3 - "$RESULTS" "$CLK_TCK" "$MEMBERS" "${REUSE:-default (true)}" <<'EOF' | tee "$OUT_DIR/table.md"
 import json, sys
 
-results, clk_tck, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+results, clk_tck, members, reuse = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rows = {}
 with open(results) as f:
     next(f)
@@ -186,7 +193,7 @@ if "on" in rows and "off" in rows:
     verdict = "under" if diff < 5 else "NOT under"
     print(f"| **difference (on - off)** | **{diff:.2f}** | | | | |")
     print()
-    print(f"{members} members checked every second: +{diff:.2f}% of one core ({verdict} the 5% target); "
+    print(f"{members} members checked every second (reuse_connection: {reuse}): +{diff:.2f}% of one core ({verdict} the 5% target); "
           f"checks verified by the members: {rows['on']['requests'] / rows['on']['window']:.1f}/s.")
 print()
 windows = ", ".join("%s %.1fs" % (c, r["window"]) for c, r in rows.items())

@@ -34,6 +34,7 @@ const CHECK_KEYS: &[&str] = &[
     "expect_body",
     "expect_body_regex",
     "max_body",
+    "reuse_connection",
 ];
 const TYPES: &[&str] = &["http", "tcp"];
 const STATUS_FORMS: &str = "a status (200), a range (\"200-399\"), a class (\"2xx\") or an array \
@@ -79,6 +80,7 @@ pub(crate) struct CheckKeys {
     expect_body: Option<Set<String>>,
     expect_body_regex: Option<Set<BodyRegex>>,
     max_body: Option<Set<usize>>,
+    reuse_connection: Option<Set<bool>>,
 }
 
 impl CheckKeys {
@@ -92,6 +94,7 @@ impl CheckKeys {
             self.expect_body.as_ref().map(|s| &s.spot),
             self.expect_body_regex.as_ref().map(|s| &s.spot),
             self.max_body.as_ref().map(|s| &s.spot),
+            self.reuse_connection.as_ref().map(|s| &s.spot),
         ]
         .into_iter()
         .flatten()
@@ -168,6 +171,7 @@ fn keys(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> CheckKeys {
         });
     let expect_body_regex = body_regex(ctx, c);
     let max_body = c.size(ctx, "max_body", 1..=MAX_BODY).map(|n| n as usize);
+    let reuse_connection = c.bool(ctx, "reuse_connection");
     CheckKeys {
         kind: set(ctx, c, "type", kind),
         port: set(ctx, c, "port", port),
@@ -184,6 +188,7 @@ fn keys(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> CheckKeys {
         expect_body: set(ctx, c, "expect_body", expect_body),
         expect_body_regex: set(ctx, c, "expect_body_regex", expect_body_regex),
         max_body: set(ctx, c, "max_body", max_body),
+        reuse_connection: set(ctx, c, "reuse_connection", reuse_connection),
     }
 }
 
@@ -274,6 +279,8 @@ fn resolve(ctx: &mut Ctx<'_>, base: Option<&CheckKeys>, own: &CheckKeys) -> Chec
                 expect_body_regex: pick(own, base, |k| &k.expect_body_regex)
                     .map(|p| p.set.value.clone()),
                 max_body: pick(own, base, |k| &k.max_body).map_or(d.max_body, |p| p.set.value),
+                reuse_connection: pick(own, base, |k| &k.reuse_connection)
+                    .map_or(d.reuse_connection, |p| p.set.value),
             })
         }
     };

@@ -88,6 +88,7 @@ fn health_shows_every_check_option() {
         expect_body: Some("ok".into()),
         expect_body_regex: None,
         max_body: 16 * 1024,
+        reuse_connection: true,
     };
     let CheckKind::Http(got) = &check.kind else {
         panic!("an http check: {check:?}");

@@ -99,6 +99,7 @@ fn an_empty_check_table_is_the_default_http_check() {
             expect_body: None,
             expect_body_regex: None,
             max_body: 64 * 1024,
+            reuse_connection: true,
         }),
         port: None,
         interval: secs(2),
@@ -133,6 +134,7 @@ expect_status = [204, "200-202", "3xx"]
 expect_body = "\"up\""
 expect_body_regex = "version=[0-9]+"
 max_body = 1024
+reuse_connection = false
 "#
     ));
     let check = f.check.as_ref().unwrap();
@@ -157,6 +159,37 @@ max_body = 1024
     let re = h.expect_body_regex.as_ref().unwrap();
     assert!(re.is_match("version=42") && !re.is_match("version=x"));
     assert_eq!(h.max_body, 1024);
+    assert!(!h.reuse_connection);
+}
+
+#[test]
+fn reuse_connection_defaults_to_on_and_members_override_it() {
+    let f = farm(&format!("{ONE}[farm.f.check]\npath = \"/health\"\n"));
+    assert!(
+        http(f.check.as_ref().unwrap()).reuse_connection,
+        "Envoy's default"
+    );
+
+    let f = farm(
+        "members = [\n\
+         { address = \"127.0.0.1:9001\" },\n\
+         { address = \"127.0.0.1:9002\", check = { reuse_connection = true } },\n\
+         { address = \"127.0.0.1:9003\", check = { path = \"/other\" } },\n\
+         ]\n[farm.f.check]\nreuse_connection = false\n",
+    );
+    let reuse: Vec<bool> = f
+        .member_checks
+        .iter()
+        .map(|c| http(c.as_ref().unwrap()).reuse_connection)
+        .collect();
+    assert_eq!(reuse, [false, true, false]);
+
+    // A member's override without a farm check: the defaults, and its key.
+    let f = farm(
+        "members = [{ address = \"127.0.0.1:9001\", check = { reuse_connection = false } }]\n",
+    );
+    assert!(!http(f.member_checks[0].as_ref().unwrap()).reuse_connection);
+    assert_eq!(f.check, None);
 }
 
 #[test]

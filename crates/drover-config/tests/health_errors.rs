@@ -202,6 +202,27 @@ fn http_keys_on_a_tcp_check() {
         "only for type = \"http\"; this check is type = \"tcp\" (from farm.f.check.type)",
     );
     fails(
+        "[farm.f.check]\ntype = \"tcp\"\nreuse_connection = false\n",
+        8,
+        "farm.f.check.reuse_connection",
+        "false",
+        "only for type = \"http\"; this check is type = \"tcp\"",
+    );
+    member_fails(
+        "address = \"127.0.0.1:9002\"\ncheck = { reuse_connection = true }\n[farm.f.check]\ntype = \"tcp\"\n",
+        9,
+        "farm.f.members[1].check.reuse_connection",
+        "true",
+        "only for type = \"http\"; this check is type = \"tcp\" (from farm.f.check.type)",
+    );
+    fails(
+        "[farm.f.check]\nreuse_connection = \"yes\"\n",
+        7,
+        "farm.f.check.reuse_connection",
+        "\"yes\"",
+        "expected true or false, found a string",
+    );
+    fails(
         "[farm.f.check]\ntype = \"htp\"\n",
         7,
         "farm.f.check.type",
@@ -356,7 +377,7 @@ fn unknown_keys_say_did_you_mean() {
         "",
         "unknown key (did you mean path?); valid keys here: type, port, interval, \
          down_interval, jitter, timeout, rise, fall, method, path, host, expect_status, \
-         expect_body, expect_body_regex, max_body",
+         expect_body, expect_body_regex, max_body, reuse_connection",
     );
     member_fails(
         "address = \"127.0.0.1:9002\"\ncheck = { intervall = \"1s\" }\n",

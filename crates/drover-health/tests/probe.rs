@@ -1,9 +1,12 @@
 //! Probes against real sockets: tiny members on 127.0.0.1:0 written here, one behaviour each.
+//! These members answer one request per connection and close, so most probes here run without
+//! connection reuse (`Connection: close`, as before reuse existed); `tests/reuse.rs` covers
+//! keep-alive members and what a probe keeps between runs.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use drover_health::probe::{HttpProbe, Probe, ProbeFailure, ProbeKind, Success};
+use drover_health::probe::{HttpProbe, Probe, ProbeFailure, ProbeKind, ProbeState, Success};
 use regex::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -63,6 +66,7 @@ fn answering(pieces: &[&[u8]]) -> Member {
     Member::Answer(pieces.iter().map(|p| p.to_vec()).collect())
 }
 
+/// An HTTP probe of `GET /health` without connection reuse.
 fn http(addr: SocketAddr, body: Option<&str>, regex: Option<&str>, max_body: usize) -> Probe {
     Probe {
         addr,
@@ -75,12 +79,13 @@ fn http(addr: SocketAddr, body: Option<&str>, regex: Option<&str>, max_body: usi
             body.map(str::to_owned),
             regex.map(|r| Regex::new(r).unwrap()),
             max_body,
+            false,
         )),
     }
 }
 
 async fn run(probe: &Probe) -> Result<Success, ProbeFailure> {
-    probe.run(&mut Vec::new()).await
+    probe.run(&mut ProbeState::default()).await
 }
 
 async fn run_on(
@@ -164,6 +169,7 @@ async fn status_outside_the_ranges_fails_with_both() {
             None,
             None,
             0,
+            false,
         )),
     };
     let err = run(&probe).await.unwrap_err();
@@ -267,6 +273,21 @@ async fn without_a_body_expectation_the_body_is_not_read() {
     let mut probe = http(addr, None, None, 1024);
     probe.timeout = Duration::from_millis(500);
     assert_eq!(run(&probe).await.unwrap().status, Some(200));
+    // With reuse, the body would be read to keep the connection, but it is longer than a kept
+    // connection is worth: not waited for either.
+    probe.kind = ProbeKind::Http(HttpProbe::new(
+        "GET",
+        "/health",
+        "member",
+        vec![],
+        None,
+        None,
+        1024,
+        true,
+    ));
+    let mut state = ProbeState::default();
+    assert_eq!(probe.run(&mut state).await.unwrap().status, Some(200));
+    assert!(!state.is_connected());
 }
 
 #[tokio::test]
@@ -353,13 +374,14 @@ async fn one_buffer_serves_many_runs() {
     .await;
     let ok = http(ok_addr, Some("Test Page"), None, 1024);
     let bad = http(bad_addr, Some("Test Page"), None, 1024);
-    let mut buf = Vec::new();
+    let mut state = ProbeState::default();
     for _ in 0..20 {
-        assert!(ok.run(&mut buf).await.is_ok());
-        assert!(bad.run(&mut buf).await.is_err());
+        assert!(ok.run(&mut state).await.is_ok());
+        assert!(bad.run(&mut state).await.is_err());
     }
     // A small answer keeps the buffer small.
-    assert!(buf.capacity() <= 4096, "{}", buf.capacity());
+    let capacity = state.buffer_capacity();
+    assert!(capacity <= 4096, "{capacity}");
 }
 
 /// (utime, stime) of the calling thread, from /proc (USER_HZ is 100 on Linux).
@@ -407,13 +429,13 @@ fn probe_cost() {
         .unwrap();
     let probe = http(addr, Some("OK"), None, 1024);
     rt.block_on(async {
-        let mut buf = Vec::new();
+        let mut state = ProbeState::default();
         for _ in 0..100 {
-            probe.run(&mut buf).await.unwrap();
+            probe.run(&mut state).await.unwrap();
         }
         let (wall, (user0, sys0)) = (Instant::now(), thread_cpu());
         for _ in 0..RUNS {
-            probe.run(&mut buf).await.unwrap();
+            probe.run(&mut state).await.unwrap();
         }
         let (wall, (user1, sys1)) = (wall.elapsed(), thread_cpu());
         let per_probe = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(RUNS);

@@ -90,7 +90,11 @@ fn a_member_failing_far_more_than_the_rest_is_ejected_as_an_outlier() {
         assert!(Instant::now() < deadline, "m0 was never ejected");
         for (i, m) in farm.members.iter().enumerate() {
             m.stats.start();
-            let failed = if i == 0 { n % 2 == 0 } else { n % 50 == 0 };
+            let failed = if i == 0 {
+                n.is_multiple_of(2)
+            } else {
+                n.is_multiple_of(50)
+            };
             m.stats.finish(!failed, Some(1_000));
         }
         n += 1;

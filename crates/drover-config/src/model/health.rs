@@ -137,6 +137,9 @@ pub struct HttpCheck {
     pub expect_body_regex: Option<BodyRegex>,
     /// `max_body`: how many bytes of the body are read and searched. Default 64KiB.
     pub max_body: usize,
+    /// `reuse_connection`: keep the connection open from one check to the next (HTTP/1.1
+    /// keep-alive, Envoy's `reuse_connection`) instead of one connection per check. Default true.
+    pub reuse_connection: bool,
 }
 
 impl HttpCheck {
@@ -158,6 +161,7 @@ impl Default for HttpCheck {
             expect_body: None,
             expect_body_regex: None,
             max_body: HttpCheck::DEFAULT_MAX_BODY,
+            reuse_connection: true,
         }
     }
 }
