@@ -104,11 +104,13 @@ impl Health {
         Some(self.up_since.load(Relaxed)).filter(|&t| t != 0)
     }
 
-    pub(crate) fn record(&self, t: &Transition) {
-        self.flips[t.flag.index()].fetch_add(1, Relaxed);
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(t.clone());
-        }
+    pub(crate) fn count(&self, flag: Flag) {
+        self.flips[flag.index()].fetch_add(1, Relaxed);
+    }
+
+    /// The last transition, locked (a poisoned lock still holds a valid record).
+    pub(crate) fn lock_last(&self) -> std::sync::MutexGuard<'_, Option<Transition>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

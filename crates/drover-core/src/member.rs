@@ -265,6 +265,9 @@ impl Member {
         reason: impl FnOnce() -> String,
         now: u64,
     ) -> Option<Transition> {
+        // Flag and record change under the record's lock, so whoever sees the flag flipped and
+        // then asks for the last transition gets this one, not the one before.
+        let mut last = self.health.lock_last();
         if !self.state.set(flag, value) {
             return None;
         }
@@ -278,7 +281,8 @@ impl Member {
             reason: reason(),
             at: now,
         };
-        self.health.record(&t);
+        self.health.count(flag);
+        *last = Some(t.clone());
         Some(t)
     }
 
