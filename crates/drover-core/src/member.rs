@@ -2,9 +2,11 @@
 //!
 //! Who writes what (see DESIGN.md, "Member state"): the operator writes on/off and draining, health
 //! checks write up/down, report freshness writes in/out; the proxy writes the counters around every
-//! request. All of it is atomics, so the request path reads state without a lock; a flag setter
-//! returns whether it changed anything, so the caller can log and count each flip exactly once;
-//! [`Member::flip`] does that and also records the flip with its reason in the member's [`Health`].
+//! request, including the Peak-EWMA latency estimate that the `peak-ewma` policy reads (see
+//! [`crate::policy::PeakEwma`] for the rule and its concurrency). All of it is atomics, so the
+//! request path reads state without a lock; a flag setter returns whether it changed anything, so
+//! the caller can log and count each flip exactly once; [`Member::flip`] does that and also records
+//! the flip with its reason in the member's [`Health`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -150,10 +152,26 @@ pub struct MemberStats {
     latency_ewma: AtomicU64,
     /// Open upstream connections (pooled or busy), for the per-member connection limit.
     connections: AtomicU32,
+    /// Peak-EWMA round-trip estimate in nanoseconds, as f64 bits; 0 = no sample yet (the estimate
+    /// is then [`PEAK_EWMA_DEFAULT_NS`]). See [`crate::policy::PeakEwma`].
+    peak_rtt: AtomicU64,
+    /// When `peak_rtt` was last updated, on the [`crate::clock`] scale; 0 = never (no decay).
+    peak_at: AtomicU64,
 }
 
 /// Weight of the newest sample in the latency EWMA.
 const EWMA_ALPHA: f64 = 0.1;
+
+/// Peak-EWMA decay time constant (tau): 10 s, as in Finagle and linkerd.
+pub const PEAK_EWMA_TAU_NS: f64 = 10e9;
+/// Peak-EWMA estimate before the first sample: 30 ms, as in linkerd.
+pub const PEAK_EWMA_DEFAULT_NS: f64 = 30e6;
+
+/// `exp(-elapsed / tau)`: the weight the old estimate keeps after `elapsed` nanoseconds.
+#[inline]
+fn peak_decay(elapsed_ns: u64) -> f64 {
+    (-(elapsed_ns as f64) / PEAK_EWMA_TAU_NS).exp()
+}
 
 impl MemberStats {
     #[inline]
@@ -180,6 +198,67 @@ impl MemberStats {
         f64::from_bits(self.latency_ewma.load(Relaxed))
     }
 
+    /// The stored Peak-EWMA estimate (ns) and when it was last updated (0: never), without the
+    /// decay since then; [`peak_rtt_ns_at`](Self::peak_rtt_ns_at) is what a pick uses.
+    pub fn peak_rtt_raw(&self) -> (f64, u64) {
+        let rtt = f64::from_bits(self.peak_rtt.load(Relaxed));
+        let rtt = if rtt > 0.0 { rtt } else { PEAK_EWMA_DEFAULT_NS };
+        (rtt, self.peak_at.load(Relaxed))
+    }
+
+    /// The Peak-EWMA estimate (ns) as seen at `now`: the stored one, decayed towards 0 by the time
+    /// since its last update (as tower's `load()` does). Reads only: a pick never writes it.
+    #[inline]
+    pub fn peak_rtt_ns_at(&self, now: u64) -> f64 {
+        let (rtt, at) = self.peak_rtt_raw();
+        if at == 0 {
+            return rtt;
+        }
+        rtt * peak_decay(now.saturating_sub(at))
+    }
+
+    /// The Peak-EWMA cost at `now`: `estimate * (in-flight + 1)`, in nanoseconds (not weighted).
+    #[inline]
+    pub fn peak_ewma_cost_at(&self, now: u64) -> f64 {
+        self.peak_rtt_ns_at(now) * f64::from(self.in_flight().saturating_add(1))
+    }
+
+    /// Starts the clock of the default estimate at `now`, as tower does when it wraps a service:
+    /// without a sample the default then decays, so a member never sampled (next to members much
+    /// faster than the default) is tried again after a while. Does nothing once a sample is in.
+    pub fn start_peak_clock(&self, now: u64) {
+        if self.peak_rtt.load(Relaxed) == 0 {
+            self.peak_at.store(now, Relaxed);
+        }
+    }
+
+    /// Folds one response time into the Peak-EWMA estimate at `now`: a sample above the estimate
+    /// replaces it (the peak); one below moves it there with weight `1 - exp(-elapsed / tau)`,
+    /// `elapsed` being the time since the last update.
+    ///
+    /// Two loads, two stores, no CAS: two workers updating at once may lose one sample or pair one
+    /// worker's estimate with the other's time; both are values a sample could have produced, and
+    /// the next sample (or a peak) corrects them.
+    #[inline]
+    pub fn observe_rtt(&self, latency_ns: u64, now: u64) {
+        let (old, at) = self.peak_rtt_raw();
+        let rtt = latency_ns as f64;
+        let new = if rtt >= old {
+            rtt
+        } else {
+            let keep = if at == 0 {
+                0.0
+            } else {
+                peak_decay(now.saturating_sub(at))
+            };
+            old * keep + rtt * (1.0 - keep)
+        };
+        // 0 is "no sample": a 0 ns sample is stored as the smallest positive value.
+        self.peak_rtt
+            .store(new.max(f64::MIN_POSITIVE).to_bits(), Relaxed);
+        self.peak_at.store(now.max(1), Relaxed);
+    }
+
     /// A request was sent to this member.
     #[inline]
     pub fn start(&self) {
@@ -188,8 +267,21 @@ impl MemberStats {
     }
 
     /// The request ended (response fully sent, or failed). `latency_ns` is time to the response head.
+    /// With a latency, reads [`clock::now`](crate::clock::now) for the Peak-EWMA update; see
+    /// [`finish_at`](Self::finish_at) to pass the time.
     #[inline]
     pub fn finish(&self, ok: bool, latency_ns: Option<u64>) {
+        let now = if latency_ns.is_some() {
+            crate::clock::now()
+        } else {
+            0
+        };
+        self.finish_at(ok, latency_ns, now);
+    }
+
+    /// [`finish`](Self::finish) at `now` (on the [`crate::clock`] scale; unused without a latency).
+    #[inline]
+    pub fn finish_at(&self, ok: bool, latency_ns: Option<u64>, now: u64) {
         self.in_flight.fetch_sub(1, Relaxed);
         if !ok {
             self.failures.fetch_add(1, Relaxed);
@@ -203,6 +295,7 @@ impl MemberStats {
                 old + EWMA_ALPHA * (ns as f64 - old)
             };
             self.latency_ewma.store(new.to_bits(), Relaxed);
+            self.observe_rtt(ns, now);
         }
     }
 
@@ -246,10 +339,12 @@ pub struct Member {
 impl Member {
     pub fn new(spec: MemberSpec) -> Self {
         let state = MemberState::new(spec.enabled, spec.weight);
+        let stats = MemberStats::default();
+        stats.start_peak_clock(crate::clock::now());
         Member {
             spec,
             state,
-            stats: MemberStats::default(),
+            stats,
             health: Health::default(),
         }
     }

@@ -86,6 +86,7 @@ fn picking_never_allocates() {
         PolicyKind::LeastConn,
         PolicyKind::Random,
         PolicyKind::P2c,
+        PolicyKind::PeakEwma,
         PolicyKind::Hash {
             key: HashKey::Source,
             bound: 0.0,
@@ -115,6 +116,11 @@ fn picking_never_allocates() {
                     // Keep some requests in flight so load-aware policies compare real loads.
                     if n % 2 == 0 {
                         member.stats.start();
+                    }
+                    // And feed latencies back, so `peak-ewma` compares real estimates.
+                    if n % 4 == 1 {
+                        member.stats.start();
+                        member.stats.finish(true, Some(1_000 * (i as u64 + 1)));
                     }
                     picked += i as u64 + 1;
                 }

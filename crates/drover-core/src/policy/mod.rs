@@ -23,6 +23,7 @@ use crate::rng::Rng;
 mod hash_ring;
 mod least_conn;
 mod p2c;
+mod peak_ewma;
 mod random;
 mod round_robin;
 mod weighted;
@@ -30,6 +31,7 @@ mod weighted;
 pub use hash_ring::ConsistentHash;
 pub use least_conn::LeastConn;
 pub use p2c::P2c;
+pub use peak_ewma::PeakEwma;
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
@@ -58,6 +60,9 @@ pub enum PolicyKind {
     Random,
     /// Power of two choices: the less loaded (in-flight / weight) of two random members.
     P2c,
+    /// Power of two choices on Peak-EWMA cost: latency estimate (peak, decaying over 10 s) x
+    /// (in-flight + 1) / weight, as tower and Finagle define it.
+    PeakEwma,
     /// Consistent hashing on a key, with bounded load: no member takes more than `bound` times the
     /// average in-flight load (`bound` <= 0 disables the bound).
     Hash {
@@ -75,6 +80,7 @@ impl PolicyKind {
             PolicyKind::LeastConn => "least-conn",
             PolicyKind::Random => "random",
             PolicyKind::P2c => "p2c",
+            PolicyKind::PeakEwma => "peak-ewma",
             PolicyKind::Hash { .. } => "hash",
         }
     }
@@ -86,6 +92,7 @@ impl PolicyKind {
         "least-conn",
         "random",
         "p2c",
+        "peak-ewma",
         "hash",
     ];
 
@@ -97,6 +104,7 @@ impl PolicyKind {
             PolicyKind::LeastConn => Box::new(LeastConn::new()),
             PolicyKind::Random => Box::new(Random::new(members)),
             PolicyKind::P2c => Box::new(P2c::new()),
+            PolicyKind::PeakEwma => Box::new(PeakEwma::new()),
             PolicyKind::Hash { bound, .. } => Box::new(ConsistentHash::new(members, *bound)),
         }
     }
@@ -114,6 +122,10 @@ pub struct PickContext {
     pub rng: Rng,
     /// The farm is in panic mode: member health is ignored (set by [`crate::Farm::pick`]).
     pub panic: bool,
+    /// The time of the pick on the [`crate::clock`] scale, for time-aware policies (`peak-ewma`);
+    /// 0 = not given: [`PickContext::now`] reads the clock (at each pick, since a retry's pick
+    /// comes later than the first one).
+    now: u64,
     tried: [u32; MAX_TRIES],
     tried_len: u8,
 }
@@ -124,6 +136,7 @@ impl PickContext {
             key: None,
             rng,
             panic: false,
+            now: 0,
             tried: [0; MAX_TRIES],
             tried_len: 0,
         }
@@ -132,6 +145,23 @@ impl PickContext {
     pub fn with_key(mut self, key: Option<u64>) -> Self {
         self.key = key;
         self
+    }
+
+    /// Sets the time of the pick (a simulator's or a test's clock); otherwise the first
+    /// [`now`](Self::now) reads [`crate::clock::now`].
+    pub fn with_now(mut self, now: u64) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// The time of the pick: the one given, or else the clock's.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        if self.now == 0 {
+            crate::clock::now()
+        } else {
+            self.now
+        }
     }
 
     /// Marks member `index` as tried, so later picks for this request skip it.
@@ -300,6 +330,7 @@ mod tests {
             PolicyKind::LeastConn,
             PolicyKind::Random,
             PolicyKind::P2c,
+            PolicyKind::PeakEwma,
             PolicyKind::Hash {
                 key: HashKey::Source,
                 bound: 0.0,

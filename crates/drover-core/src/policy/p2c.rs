@@ -34,8 +34,9 @@ impl P2c {
     }
 }
 
-/// A random eligible member other than `other`, or `None` when there is none.
-fn candidate(
+/// A random eligible member other than `other`, or `None` when there is none. Shared with the
+/// other two-choice policies (`peak-ewma`).
+pub(crate) fn candidate(
     members: &[Arc<Member>],
     ctx: &mut PickContext,
     other: Option<usize>,
