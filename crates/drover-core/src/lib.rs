@@ -26,6 +26,7 @@ pub mod health;
 pub mod member;
 pub mod outlier;
 pub mod policy;
+pub mod report;
 pub mod retry;
 pub mod rng;
 
@@ -33,5 +34,6 @@ pub use farm::{Farm, HealthRules, PassiveRules};
 pub use health::{Health, Transition};
 pub use member::{Flag, Member, MemberSpec, MemberState, MemberStats};
 pub use policy::{HashKey, PickContext, Policy, PolicyKind};
+pub use report::{AgentState, LoadReport, Metrics, Reject, RejectKind, Source};
 pub use retry::RetryBudget;
 pub use rng::Rng;
