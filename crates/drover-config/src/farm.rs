@@ -154,6 +154,7 @@ fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
         "least-conn" => PolicyKind::LeastConn,
         "random" => PolicyKind::Random,
         "p2c" => PolicyKind::P2c,
+        "peak-ewma" => PolicyKind::PeakEwma,
         "hash" => return hash(ctx, t),
         _ => {
             let mut message = format!("unknown policy; expected one of {names}");

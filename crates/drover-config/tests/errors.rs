@@ -85,7 +85,7 @@ fn broken_config_messages_say_what_would_be_valid() {
     assert_eq!(
         line(32),
         "farm.app.policy = \"round-robbin\": unknown policy; expected one of round-robin, \
-         weighted, least-conn, random, p2c, hash (did you mean \"round-robin\"?)"
+         weighted, least-conn, random, p2c, peak-ewma, hash (did you mean \"round-robin\"?)"
     );
     assert!(line(33).contains("missing unit after 3"), "{}", line(33));
     assert!(line(36).starts_with("farm.app.members[1].address = \"127.0.0.1:99999\": invalid member address: port must be 1 to 65535"));
@@ -283,6 +283,18 @@ fn farm_problems() {
         let e = &errors[0];
         assert_eq!((e.key.as_str(), e.line), (key, line), "{farm}: {e}");
     }
+}
+
+#[test]
+fn policy_typo_suggests_peak_ewma() {
+    let e = one_error(
+        "[[listener]]\nlisten = \"127.0.0.1:80\"\nfarm = \"app\"\n[farm.f]\npolicy = \"peak_ewma\"\nmembers = [{ address = \"127.0.0.1:1\" }]\n",
+    );
+    assert_eq!(e.key, "farm.f.policy");
+    assert!(
+        e.to_string().ends_with("(did you mean \"peak-ewma\"?)"),
+        "{e}"
+    );
 }
 
 #[test]
