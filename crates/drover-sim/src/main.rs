@@ -1,0 +1,158 @@
+//! `drover-sim`: the simulator's command line.
+//!
+//! - `drover-sim theory [--jobs N] [--long-jobs N] [--seed S]`: runs the theory checks and prints
+//!   them as a markdown table (check, expected, measured, error %);
+//! - `drover-sim run --policy p2c --members 100 --load 0.9 --jobs 1000000 --seed 1`: one run over
+//!   equal members, its statistics as markdown.
+//!
+//! Where it sits: a thin shell over the `drover_sim` library; `anyhow` for errors, as only binaries
+//! use it. Progress goes to stderr so stdout can be pasted into docs as it is.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use drover_core::PolicyKind;
+use drover_sim::theory::{self, Sizes};
+use drover_sim::{Config, MemberModel, Service, run};
+
+#[derive(Parser)]
+#[command(
+    name = "drover-sim",
+    about = "Discrete-event simulator over drover-core's policies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Policy {
+    Random,
+    RoundRobin,
+    LeastConn,
+    P2c,
+    Weighted,
+}
+
+impl Policy {
+    fn kind(self) -> PolicyKind {
+        match self {
+            Policy::Random => PolicyKind::Random,
+            Policy::RoundRobin => PolicyKind::RoundRobin,
+            Policy::LeastConn => PolicyKind::LeastConn,
+            Policy::P2c => PolicyKind::P2c,
+            Policy::Weighted => PolicyKind::Weighted,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dist {
+    Exp,
+    Lognormal,
+    Det,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reproduce queueing theory (M/M/1, supermarket model, E_N/M/1, M/M/N bound).
+    Theory {
+        /// Measured jobs per run at load <= 0.9.
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: u64,
+        /// Measured jobs per run at load 0.99 (0 skips them).
+        #[arg(long, default_value_t = 10_000_000)]
+        long_jobs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// One run over equal members.
+    Run {
+        #[arg(long, value_enum, default_value_t = Policy::P2c)]
+        policy: Policy,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Offered load: arrival rate over total capacity.
+        #[arg(long, default_value_t = 0.9)]
+        load: f64,
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: u64,
+        /// Warm-up jobs, not measured (default: a tenth of --jobs).
+        #[arg(long)]
+        warmup: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Independent balancers splitting the arrivals.
+        #[arg(long, default_value_t = 1)]
+        balancers: usize,
+        /// Virtual workers per member.
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        #[arg(long, value_enum, default_value_t = Dist::Exp)]
+        service: Dist,
+        /// Mean service time, seconds.
+        #[arg(long, default_value_t = 1.0)]
+        mean: f64,
+        /// Coefficient of variation of the lognormal service time.
+        #[arg(long, default_value_t = 1.0)]
+        cv: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Theory {
+            jobs,
+            long_jobs,
+            seed,
+        } => {
+            let sizes = Sizes {
+                jobs,
+                long_jobs,
+                seed,
+            };
+            let checks = theory::checks(sizes, |what| eprintln!("running {what} ..."))
+                .context("theory run")?;
+            println!("{}", theory::table(&checks));
+        }
+        Command::Run {
+            policy,
+            members,
+            load,
+            jobs,
+            warmup,
+            seed,
+            balancers,
+            workers,
+            service,
+            mean,
+            cv,
+        } => {
+            if !(load > 0.0 && load < 1.0) {
+                bail!("--load {load}: give a load between 0 and 1 (exclusive), e.g. 0.9");
+            }
+            let service = match service {
+                Dist::Exp => Service::Exponential { mean },
+                Dist::Lognormal => Service::LogNormal { mean, cv },
+                Dist::Det => Service::Deterministic { value: mean },
+            };
+            let model = MemberModel {
+                workers: workers.max(1),
+                service,
+                ..MemberModel::exponential(1.0)
+            };
+            let config = Config {
+                policy: policy.kind(),
+                members: vec![model; members],
+                balancers,
+                rate: 0.0,
+                jobs,
+                warmup: warmup.unwrap_or(jobs / 10),
+                seed,
+            }
+            .at_load(load);
+            let report = run(&config).context("simulation")?;
+            print!("{report}");
+        }
+    }
+    Ok(())
+}

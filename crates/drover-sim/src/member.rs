@@ -1,0 +1,257 @@
+//! Simulated members: c-server FIFO queues with a service-time distribution, a speed, and the
+//! pathologies of BALANCING.md that change *when* work gets done.
+//!
+//! Where it sits: [`crate::sim`] hands each dispatched job to a [`Station`] (the running state of
+//! one member, built from its [`MemberModel`]); the station starts it on a free virtual worker or
+//! queues it, and tells the simulator when it will finish. The balancers never see a station: they
+//! see only their own `drover_core::Member` counters, exactly as the proxy does.
+//!
+//! Key types: [`MemberModel`] (what a member is: workers, service time, speed, weight, and the
+//! optional [`Stall`] and [`Penalty`]), [`Station`] (workers busy, the FIFO queue, counters).
+//!
+//! Model: a job's service time is drawn when it starts, divided by the speed, multiplied by the
+//! concurrency penalty for the number of jobs then in service, and then stretched by any stall it
+//! runs into (a stall freezes every worker: work done during it is zero). Hidden load (traffic sent
+//! to a member behind the balancers' backs) is an extra arrival stream; it is the next thing to add
+//! and fits here as one more source of jobs for a station.
+
+use std::collections::VecDeque;
+
+use drover_core::Rng;
+
+use crate::dist::Service;
+
+/// Nanoseconds per second of virtual time.
+pub const NS: f64 = 1e9;
+
+/// A member freezes for `length` every `every` (both in ns), the first freeze starting at `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub every: u64,
+    pub length: u64,
+    pub offset: u64,
+}
+
+impl Stall {
+    /// When `work` ns of work started at `start` are done, skipping the frozen windows.
+    pub fn finish(&self, start: u64, work: u64) -> u64 {
+        if self.length == 0 || self.every == 0 {
+            return start + work;
+        }
+        if self.length >= self.every {
+            return u64::MAX; // frozen for good
+        }
+        let (mut t, mut left) = (start, work);
+        loop {
+            let phase = (t + self.every - self.offset % self.every) % self.every;
+            if phase < self.length {
+                t += self.length - phase; // inside a freeze: wait for its end
+                continue;
+            }
+            let run = self.every - phase; // until the next freeze starts
+            if left <= run {
+                return t + left;
+            }
+            left -= run;
+            t += run;
+        }
+    }
+}
+
+/// Service slows as concurrency rises: S(n) = S x (1 + linear (n-1) + quadratic n (n-1)), n the
+/// jobs in service when this one starts (itself included). BALANCING.md's B5 is (0.1, 0.05).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Penalty {
+    pub linear: f64,
+    pub quadratic: f64,
+}
+
+impl Penalty {
+    pub fn factor(&self, n: u32) -> f64 {
+        let n = f64::from(n);
+        1.0 + self.linear * (n - 1.0) + self.quadratic * n * (n - 1.0)
+    }
+}
+
+/// What a simulated member is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberModel {
+    /// Virtual workers (the c of M/M/c); at least 1.
+    pub workers: u32,
+    pub service: Service,
+    /// Work per second relative to nominal: 3 times slower is `1.0 / 3.0`.
+    pub speed: f64,
+    /// The weight the balancers' `MemberSpec` gets.
+    pub weight: u32,
+    pub stall: Option<Stall>,
+    pub penalty: Option<Penalty>,
+}
+
+impl MemberModel {
+    /// One worker, exponential service with mean `1 / mu`: an M/M/1 queue under Poisson arrivals.
+    pub fn exponential(mu: f64) -> Self {
+        MemberModel {
+            workers: 1,
+            service: Service::Exponential { mean: 1.0 / mu },
+            speed: 1.0,
+            weight: 1,
+            stall: None,
+            penalty: None,
+        }
+    }
+
+    /// Jobs per second this member completes when saturated (ignoring stalls and penalties).
+    pub fn capacity(&self) -> f64 {
+        f64::from(self.workers) * self.speed / self.service.mean()
+    }
+}
+
+/// A job as a station sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    /// Arrival at the balancer, ns.
+    pub arrived: u64,
+    /// Which balancer sent it (its counters are the ones to update on completion).
+    pub balancer: u32,
+    /// Seed of the job's own random draws (its service time).
+    pub seed: u64,
+    /// Counted in the statistics (false during warm-up).
+    pub measured: bool,
+}
+
+/// The running state of one member.
+#[derive(Debug)]
+pub struct Station {
+    pub model: MemberModel,
+    busy: u32,
+    queue: VecDeque<Job>,
+    /// Most jobs ever in the system at once (in service + waiting), over the measured window.
+    pub max_len: u32,
+    /// Measured jobs sent here.
+    pub served: u64,
+    /// When the current number in system began (for time averages).
+    since: u64,
+}
+
+impl Station {
+    pub fn new(model: MemberModel) -> Self {
+        Station {
+            model,
+            busy: 0,
+            queue: VecDeque::new(),
+            max_len: 0,
+            served: 0,
+            since: 0,
+        }
+    }
+
+    /// Jobs in the system: in service plus waiting.
+    pub fn len(&self) -> u32 {
+        self.busy + self.queue.len() as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the time spent at the current length to `occupancy` (when `open`) and restarts the
+    /// clock of the current length: call before every change of length.
+    pub fn settle(&mut self, now: u64, occupancy: Option<&mut Vec<u128>>) {
+        if let Some(occ) = occupancy {
+            let n = self.len() as usize;
+            if occ.len() <= n {
+                occ.resize(n + 1, 0);
+            }
+            occ[n] += u128::from(now - self.since);
+        }
+        self.since = now;
+    }
+
+    /// A job arrives. Returns the job and its completion time if it starts at once.
+    pub fn arrive(&mut self, now: u64, job: Job) -> Option<(u64, Job)> {
+        let started = if self.busy < self.model.workers.max(1) {
+            Some((self.start(now, &job), job))
+        } else {
+            self.queue.push_back(job);
+            None
+        };
+        self.max_len = self.max_len.max(self.len());
+        started
+    }
+
+    /// A job finished: frees its worker, and starts the next waiting job if any.
+    pub fn depart(&mut self, now: u64) -> Option<(u64, Job)> {
+        self.busy -= 1;
+        let next = self.queue.pop_front()?;
+        Some((self.start(now, &next), next))
+    }
+
+    /// Puts `job` on a worker at `now`; returns when it will be done.
+    fn start(&mut self, now: u64, job: &Job) -> u64 {
+        self.busy += 1;
+        let m = &self.model;
+        let mut secs = m.service.sample(&mut Rng::new(job.seed)) / m.speed;
+        if let Some(p) = m.penalty {
+            secs *= p.factor(self.busy);
+        }
+        let work = ((secs * NS).round() as u64).max(1);
+        match m.stall {
+            Some(s) => s.finish(now, work),
+            None => now + work,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalls_freeze_work() {
+        let s = Stall {
+            every: 100,
+            length: 30,
+            offset: 0,
+        };
+        assert_eq!(s.finish(30, 50), 80, "no stall in the way");
+        assert_eq!(s.finish(10, 50), 80, "starts inside a freeze: waits to 30");
+        assert_eq!(s.finish(90, 50), 170, "10 before the freeze, 40 after it");
+        assert_eq!(s.finish(30, 210), 300, "70 + 70 + 70 around two freezes");
+        let s = Stall { offset: 50, ..s };
+        assert_eq!(s.finish(0, 60), 90, "offset moves the freeze to 50..80");
+    }
+
+    #[test]
+    fn penalty_matches_b5() {
+        let p = Penalty {
+            linear: 0.1,
+            quadratic: 0.05,
+        };
+        assert_eq!(p.factor(1), 1.0);
+        assert!((p.factor(8) - 4.5).abs() < 1e-12, "20 ms -> 90 ms at 8");
+    }
+
+    #[test]
+    fn fifo_with_c_workers() {
+        let model = MemberModel {
+            workers: 2,
+            service: Service::Deterministic { value: 1e-6 },
+            ..MemberModel::exponential(1.0)
+        };
+        let mut st = Station::new(model);
+        let job = |seed| Job {
+            arrived: 0,
+            balancer: 0,
+            seed,
+            measured: true,
+        };
+        assert_eq!(st.arrive(0, job(1)).map(|x| x.0), Some(1_000));
+        assert_eq!(st.arrive(0, job(2)).map(|x| x.0), Some(1_000));
+        assert!(st.arrive(0, job(3)).is_none(), "both workers busy");
+        assert!(st.arrive(0, job(4)).is_none());
+        assert_eq!(st.len(), 4);
+        let (t, j) = st.depart(1_000).unwrap();
+        assert_eq!((t, j.seed), (2_000, 3), "first in, first out");
+        assert_eq!(st.max_len, 4);
+    }
+}

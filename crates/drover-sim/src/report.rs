@@ -1,0 +1,138 @@
+//! The result of one run: sojourn-time statistics, per-member shares, queue lengths.
+//!
+//! Where it sits: built by [`crate::sim::run`] at the end of a run; printed by the CLI and read by
+//! the theory checks. Times are in seconds of virtual time.
+//!
+//! Key type: [`Report`]. Percentiles come from an HdrHistogram with 3 significant digits (0.1%
+//! resolution); the mean is exact. `queue_tail[k]` is the time-average fraction of members with at
+//! least `k` jobs in the system (waiting or in service), the s_k of the supermarket model.
+
+use std::fmt;
+
+use hdrhistogram::Histogram;
+
+use crate::member::{NS, Station};
+use crate::sim::Config;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub policy: String,
+    pub members: usize,
+    pub balancers: usize,
+    pub load: f64,
+    pub jobs: u64,
+    /// Sojourn time (arrival to completion), seconds.
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    /// Share of the measured jobs each member served.
+    pub share: Vec<f64>,
+    /// Most jobs in the system at one member, at any time of the run.
+    pub max_queue: u32,
+    /// `queue_tail[k]`: time-average fraction of members with at least `k` jobs.
+    pub queue_tail: Vec<f64>,
+    /// Virtual seconds simulated, and events processed.
+    pub duration: f64,
+    pub events: u64,
+}
+
+impl Report {
+    pub(crate) fn new(
+        config: &Config,
+        hist: &Histogram<u64>,
+        sum_ns: u128,
+        stations: &[Station],
+        occupancy: &[u128],
+        window: (u64, u64),
+        (end, events): (u64, u64),
+    ) -> Self {
+        let secs = |ns: u64| ns as f64 / NS;
+        let q = |p: f64| secs(hist.value_at_quantile(p));
+        let served: u64 = stations.iter().map(|s| s.served).sum();
+        let share = stations
+            .iter()
+            .map(|s| s.served as f64 / served.max(1) as f64)
+            .collect();
+        let span = (window.1 - window.0) as f64 * stations.len() as f64;
+        let mut queue_tail: Vec<f64> = occupancy
+            .iter()
+            .rev()
+            .scan(0u128, |acc, &x| {
+                *acc += x;
+                Some(*acc as f64 / span.max(1.0))
+            })
+            .collect();
+        queue_tail.reverse();
+        Report {
+            policy: config.policy.name().to_string(),
+            members: stations.len(),
+            balancers: config.balancers.max(1),
+            load: config.load(),
+            jobs: hist.len(),
+            mean: sum_ns as f64 / NS / hist.len().max(1) as f64,
+            p50: q(0.5),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: secs(hist.max()),
+            share,
+            max_queue: stations.iter().map(|s| s.max_len).max().unwrap_or(0),
+            queue_tail,
+            duration: secs(end),
+            events,
+        }
+    }
+
+    /// Time-average fraction of members with at least `k` jobs (0 past the longest queue seen).
+    pub fn tail(&self, k: usize) -> f64 {
+        self.queue_tail.get(k).copied().unwrap_or(0.0)
+    }
+
+    /// Smallest and largest member share.
+    pub fn share_range(&self) -> (f64, f64) {
+        let min = self.share.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.share.iter().copied().fold(0.0, f64::max);
+        (min, max)
+    }
+}
+
+impl fmt::Display for Report {
+    /// A markdown summary: one table of the sojourn statistics, then shares and queue tail.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "policy {} | {} members | {} balancer(s) | load {:.3} | {} jobs | {:.0} s virtual | {} events\n",
+            self.policy,
+            self.members,
+            self.balancers,
+            self.load,
+            self.jobs,
+            self.duration,
+            self.events
+        )?;
+        writeln!(f, "| mean | p50 | p99 | p99.9 | max | max queue |")?;
+        writeln!(f, "|---|---|---|---|---|---|")?;
+        writeln!(
+            f,
+            "| {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |\n",
+            self.mean, self.p50, self.p99, self.p999, self.max, self.max_queue
+        )?;
+        let (lo, hi) = self.share_range();
+        let even = 1.0 / self.members as f64;
+        writeln!(
+            f,
+            "member share: min {:.4}, max {:.4} (even: {even:.4})",
+            lo, hi
+        )?;
+        if self.members <= 10 {
+            let shares: Vec<String> = self.share.iter().map(|s| format!("{s:.4}")).collect();
+            writeln!(f, "shares: {}", shares.join(" "))?;
+        }
+        write!(f, "P(Q >= k), k = 1..:")?;
+        for k in 1..self.queue_tail.len().min(9) {
+            write!(f, " {:.3e}", self.tail(k))?;
+        }
+        writeln!(f)
+    }
+}

@@ -1,0 +1,268 @@
+//! The simulation loop: Poisson arrivals, K balancers running drover-core's real policies, and
+//! simulated members, on the virtual clock of [`crate::event`].
+//!
+//! Where it sits: [`run`] is the crate's entry point; the CLI and the theory checks build a
+//! [`Config`] and read the [`Report`] it returns.
+//!
+//! How a job flows: an arrival is handed to one of the K balancers at random (so each balancer
+//! sees an independent Poisson stream of rate lambda / K). The balancer is a `drover_core::Farm`
+//! over its *own* `Arc<Member>`s, one per simulated member; it calls `Farm::pick`, then
+//! `member.stats.start()` on the member it chose. When the job completes, the same balancer's
+//! member gets `stats.finish(true, Some(latency_ns))`. So each balancer sees the in-flight counts
+//! and latencies of the requests *it* sent, as a proxy node does, and the pick is the proxy's
+//! code, not a model of it. `Farm::pick` reads the real clock only for slow start, which stays off.
+//!
+//! Measurement: the first `warmup` jobs fill the queues and are not counted. Sojourn (arrival to
+//! completion) goes into an HdrHistogram (3 significant digits) and an exact sum for the mean; the
+//! time-average of the number of jobs at each member (for the queue-length tail) runs from the
+//! first measured arrival to the last arrival. The run ends when every job has completed.
+//!
+//! Concurrency: single-threaded and deterministic: the same `Config` gives the same `Report`.
+
+use std::net::SocketAddr;
+
+use drover_core::{Farm, MemberSpec, PickContext, PolicyKind, Rng};
+use hdrhistogram::Histogram;
+
+use crate::dist::{exponential, split};
+use crate::event::EventQueue;
+use crate::member::{Job, MemberModel, NS, Station};
+use crate::report::Report;
+
+/// Longest sojourn the histogram tells apart, ns (10^6 s).
+const MAX_SOJOURN: u64 = 1_000_000_000_000_000;
+
+/// One simulation run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: PolicyKind,
+    pub members: Vec<MemberModel>,
+    /// Independent balancers splitting the arrivals evenly at random (at least 1).
+    pub balancers: usize,
+    /// Arrival rate, jobs per second of virtual time.
+    pub rate: f64,
+    /// Measured jobs.
+    pub jobs: u64,
+    /// Jobs before the measured ones, not counted.
+    pub warmup: u64,
+    pub seed: u64,
+}
+
+impl Config {
+    /// `n` equal M/M/1 members (mu = 1) at load `rho`, one balancer, a 10% warm-up.
+    pub fn mm1(policy: PolicyKind, n: usize, rho: f64, jobs: u64, seed: u64) -> Self {
+        let members = vec![MemberModel::exponential(1.0); n];
+        Config {
+            policy,
+            members,
+            balancers: 1,
+            rate: 0.0,
+            jobs,
+            warmup: jobs / 10,
+            seed,
+        }
+        .at_load(rho)
+    }
+
+    /// Sets the arrival rate to `rho` times the members' total capacity.
+    pub fn at_load(mut self, rho: f64) -> Self {
+        self.rate = rho * self.capacity();
+        self
+    }
+
+    /// Jobs per second all members complete when saturated.
+    pub fn capacity(&self) -> f64 {
+        self.members.iter().map(MemberModel::capacity).sum()
+    }
+
+    /// Offered load: arrival rate over capacity.
+    pub fn load(&self) -> f64 {
+        self.rate / self.capacity()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimError {
+    #[error("no members: give at least one")]
+    NoMembers,
+    #[error("arrival rate {0} is not a positive number of jobs per second")]
+    BadRate(f64),
+    #[error("member {0}: speed and mean service time must be positive numbers")]
+    BadMember(usize),
+    #[error("no jobs to measure: --jobs must be at least 1")]
+    NoJobs,
+    #[error("balancer {0} found no eligible member")]
+    NoPick(usize),
+}
+
+/// What happens at an instant of virtual time.
+#[derive(Debug)]
+enum Event {
+    Arrival,
+    Done { member: u32, job: Job },
+}
+
+/// One balancer: a farm over its own view of the members, and its random stream.
+struct Balancer {
+    farm: Farm,
+    rng: Rng,
+}
+
+impl Balancer {
+    fn new(kind: &PolicyKind, n: usize, models: &[MemberModel], seed: u64) -> Self {
+        let specs = (0..n)
+            .map(|i| MemberSpec {
+                name: format!("m{i}"),
+                // Never dialled: the address only names the member.
+                addr: SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 80)),
+                weight: models[i].weight.max(1),
+                route: None,
+                enabled: true,
+            })
+            .collect();
+        Balancer {
+            farm: Farm::new("sim", kind.clone(), specs),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Picks a member and counts the request as in flight there, as the proxy does.
+    fn dispatch(&mut self) -> Option<usize> {
+        let mut ctx = PickContext::new(self.rng.clone());
+        let (i, member) = self.farm.pick(&mut ctx)?;
+        member.stats.start();
+        self.rng = ctx.rng;
+        Some(i)
+    }
+
+    fn complete(&self, member: usize, latency_ns: u64) {
+        self.farm.members[member]
+            .stats
+            .finish(true, Some(latency_ns));
+    }
+}
+
+fn check(config: &Config) -> Result<(), SimError> {
+    if config.members.is_empty() {
+        return Err(SimError::NoMembers);
+    }
+    if config.jobs == 0 {
+        return Err(SimError::NoJobs);
+    }
+    for (i, m) in config.members.iter().enumerate() {
+        let mean = m.service.mean();
+        if !(m.speed > 0.0 && m.speed.is_finite() && mean > 0.0 && mean.is_finite()) {
+            return Err(SimError::BadMember(i));
+        }
+    }
+    if !(config.rate > 0.0 && config.rate.is_finite()) {
+        return Err(SimError::BadRate(config.rate));
+    }
+    Ok(())
+}
+
+/// Runs one simulation to completion.
+pub fn run(config: &Config) -> Result<Report, SimError> {
+    check(config)?;
+    let n = config.members.len();
+    let k = config.balancers.max(1);
+    let mut stations: Vec<Station> = config.members.iter().cloned().map(Station::new).collect();
+    let mut balancers: Vec<Balancer> = (0..k)
+        .map(|b| {
+            Balancer::new(
+                &config.policy,
+                n,
+                &config.members,
+                split(config.seed, 100 + b as u64),
+            )
+        })
+        .collect();
+    let mut arrivals = Rng::new(split(config.seed, 1));
+    let mut events = EventQueue::new();
+    let total = config.warmup + config.jobs;
+    let mut arrived = 0u64;
+    // 1 ns to 10^6 s: larger sojourns are clamped, which only a diverging run reaches.
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, MAX_SOJOURN, 3).map_err(|_| SimError::NoJobs)?;
+    let mut sum_ns = 0u128;
+    // occupancy[q]: member-nanoseconds spent with q jobs in the system, over the window.
+    let mut occupancy: Vec<u128> = Vec::new();
+    let mut window = (0u64, 0u64);
+    let mut open = false;
+    let mut now = 0u64;
+    let mut count = 0u64;
+
+    events.push(0, Event::Arrival);
+    while let Some((t, event)) = events.pop() {
+        now = t;
+        count += 1;
+        match event {
+            Event::Arrival => {
+                if arrived == config.warmup {
+                    // Measuring starts: restart every member's time-average clock.
+                    open = true;
+                    window.0 = now;
+                    stations.iter_mut().for_each(|s| s.settle(now, None));
+                }
+                let measured = arrived >= config.warmup;
+                arrived += 1;
+                let b = if k == 1 { 0 } else { arrivals.below(k) };
+                let job = Job {
+                    arrived: now,
+                    balancer: b as u32,
+                    seed: arrivals.next_u64(),
+                    measured,
+                };
+                let i = balancers[b].dispatch().ok_or(SimError::NoPick(b))?;
+                let st = &mut stations[i];
+                st.settle(now, open.then_some(&mut occupancy));
+                if measured {
+                    st.served += 1;
+                }
+                if let Some((done, job)) = st.arrive(now, job) {
+                    events.push(
+                        done,
+                        Event::Done {
+                            member: i as u32,
+                            job,
+                        },
+                    );
+                }
+                if arrived < total {
+                    let gap = (exponential(&mut arrivals, config.rate) * NS).round() as u64;
+                    events.push(now + gap, Event::Arrival);
+                } else {
+                    // The last arrival closes the time-average window.
+                    window.1 = now;
+                    for st in &mut stations {
+                        st.settle(now, Some(&mut occupancy));
+                    }
+                    open = false;
+                }
+            }
+            Event::Done { member, job } => {
+                let i = member as usize;
+                let sojourn = now - job.arrived;
+                balancers[job.balancer as usize].complete(i, sojourn);
+                if job.measured {
+                    hist.saturating_record(sojourn.max(1));
+                    sum_ns += u128::from(sojourn);
+                }
+                let st = &mut stations[i];
+                st.settle(now, open.then_some(&mut occupancy));
+                if let Some((done, next)) = st.depart(now) {
+                    events.push(done, Event::Done { member, job: next });
+                }
+            }
+        }
+    }
+    Ok(Report::new(
+        config,
+        &hist,
+        sum_ns,
+        &stations,
+        &occupancy,
+        window,
+        (now, count),
+    ))
+}
