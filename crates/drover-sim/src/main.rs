@@ -3,7 +3,8 @@
 //! - `drover-sim theory [--jobs N] [--long-jobs N] [--seed S]`: runs the theory checks and prints
 //!   them as a markdown table (check, expected, measured, error %);
 //! - `drover-sim run --policy p2c --members 100 --load 0.9 --jobs 1000000 --seed 1`: one run over
-//!   equal members, its statistics as markdown.
+//!   equal members, its statistics as markdown;
+//! - `drover-sim compare --members 100 --load 0.9`: the same run under every policy, one table.
 //!
 //! Where it sits: a thin shell over the `drover_sim` library; `anyhow` for errors, as only binaries
 //! use it. Progress goes to stderr so stdout can be pasted into docs as it is.
@@ -30,6 +31,7 @@ enum Policy {
     RoundRobin,
     LeastConn,
     P2c,
+    PeakEwma,
     Weighted,
 }
 
@@ -40,6 +42,7 @@ impl Policy {
             Policy::RoundRobin => PolicyKind::RoundRobin,
             Policy::LeastConn => PolicyKind::LeastConn,
             Policy::P2c => PolicyKind::P2c,
+            Policy::PeakEwma => PolicyKind::PeakEwma,
             Policy::Weighted => PolicyKind::Weighted,
         }
     }
@@ -69,33 +72,75 @@ enum Command {
     Run {
         #[arg(long, value_enum, default_value_t = Policy::P2c)]
         policy: Policy,
-        #[arg(long, default_value_t = 100)]
-        members: usize,
-        /// Offered load: arrival rate over total capacity.
-        #[arg(long, default_value_t = 0.9)]
-        load: f64,
-        #[arg(long, default_value_t = 1_000_000)]
-        jobs: u64,
-        /// Warm-up jobs, not measured (default: a tenth of --jobs).
-        #[arg(long)]
-        warmup: Option<u64>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Independent balancers splitting the arrivals.
-        #[arg(long, default_value_t = 1)]
-        balancers: usize,
-        /// Virtual workers per member.
-        #[arg(long, default_value_t = 1)]
-        workers: u32,
-        #[arg(long, value_enum, default_value_t = Dist::Exp)]
-        service: Dist,
-        /// Mean service time, seconds.
-        #[arg(long, default_value_t = 1.0)]
-        mean: f64,
-        /// Coefficient of variation of the lognormal service time.
-        #[arg(long, default_value_t = 1.0)]
-        cv: f64,
+        #[command(flatten)]
+        setup: Setup,
     },
+    /// The same run (same jobs, same seed) under every policy, as one markdown table.
+    Compare {
+        #[command(flatten)]
+        setup: Setup,
+    },
+}
+
+/// Members, load and run size shared by `run` and `compare`.
+#[derive(clap::Args)]
+struct Setup {
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Offered load: arrival rate over total capacity.
+    #[arg(long, default_value_t = 0.9)]
+    load: f64,
+    #[arg(long, default_value_t = 1_000_000)]
+    jobs: u64,
+    /// Warm-up jobs, not measured (default: a tenth of --jobs).
+    #[arg(long)]
+    warmup: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Independent balancers splitting the arrivals.
+    #[arg(long, default_value_t = 1)]
+    balancers: usize,
+    /// Virtual workers per member.
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    #[arg(long, value_enum, default_value_t = Dist::Exp)]
+    service: Dist,
+    /// Mean service time, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    mean: f64,
+    /// Coefficient of variation of the lognormal service time.
+    #[arg(long, default_value_t = 1.0)]
+    cv: f64,
+}
+
+impl Setup {
+    fn config(&self, policy: Policy) -> anyhow::Result<Config> {
+        let load = self.load;
+        if !(load > 0.0 && load < 1.0) {
+            bail!("--load {load}: give a load between 0 and 1 (exclusive), e.g. 0.9");
+        }
+        let mean = self.mean;
+        let service = match self.service {
+            Dist::Exp => Service::Exponential { mean },
+            Dist::Lognormal => Service::LogNormal { mean, cv: self.cv },
+            Dist::Det => Service::Deterministic { value: mean },
+        };
+        let model = MemberModel {
+            workers: self.workers.max(1),
+            service,
+            ..MemberModel::exponential(1.0)
+        };
+        Ok(Config {
+            policy: policy.kind(),
+            members: vec![model; self.members],
+            balancers: self.balancers,
+            rate: 0.0,
+            jobs: self.jobs,
+            warmup: self.warmup.unwrap_or(self.jobs / 10),
+            seed: self.seed,
+        }
+        .at_load(load))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,44 +159,27 @@ fn main() -> anyhow::Result<()> {
                 .context("theory run")?;
             println!("{}", theory::table(&checks));
         }
-        Command::Run {
-            policy,
-            members,
-            load,
-            jobs,
-            warmup,
-            seed,
-            balancers,
-            workers,
-            service,
-            mean,
-            cv,
-        } => {
-            if !(load > 0.0 && load < 1.0) {
-                bail!("--load {load}: give a load between 0 and 1 (exclusive), e.g. 0.9");
-            }
-            let service = match service {
-                Dist::Exp => Service::Exponential { mean },
-                Dist::Lognormal => Service::LogNormal { mean, cv },
-                Dist::Det => Service::Deterministic { value: mean },
-            };
-            let model = MemberModel {
-                workers: workers.max(1),
-                service,
-                ..MemberModel::exponential(1.0)
-            };
-            let config = Config {
-                policy: policy.kind(),
-                members: vec![model; members],
-                balancers,
-                rate: 0.0,
-                jobs,
-                warmup: warmup.unwrap_or(jobs / 10),
-                seed,
-            }
-            .at_load(load);
-            let report = run(&config).context("simulation")?;
+        Command::Run { policy, setup } => {
+            let report = run(&setup.config(policy)?).context("simulation")?;
             print!("{report}");
+        }
+        Command::Compare { setup } => {
+            let first = setup.config(Policy::Random)?;
+            println!(
+                "{} members, load {}, {} balancer(s), {} jobs, seed {}\n",
+                setup.members, setup.load, first.balancers, setup.jobs, setup.seed
+            );
+            println!("| policy | mean | 95% CI | p50 | p99 | p99.9 | max queue | share min-max |");
+            println!("|---|---|---|---|---|---|---|---|");
+            for policy in Policy::value_variants() {
+                eprintln!("running {} ...", policy.kind().name());
+                let r = run(&setup.config(*policy)?).context("simulation")?;
+                let (lo, hi) = r.share_range();
+                println!(
+                    "| {} | {:.4} | +-{:.4} | {:.4} | {:.4} | {:.4} | {} | {:.4}-{:.4} |",
+                    r.policy, r.mean, r.mean_ci, r.p50, r.p99, r.p999, r.max_queue, lo, hi
+                );
+            }
         }
     }
     Ok(())

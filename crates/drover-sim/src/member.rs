@@ -117,6 +117,8 @@ pub struct Job {
     pub seed: u64,
     /// Counted in the statistics (false during warm-up).
     pub measured: bool,
+    /// Which batch of consecutive arrivals it belongs to, for the batch-means error of the mean.
+    pub batch: u16,
 }
 
 /// The running state of one member.
@@ -125,7 +127,7 @@ pub struct Station {
     pub model: MemberModel,
     busy: u32,
     queue: VecDeque<Job>,
-    /// Most jobs ever in the system at once (in service + waiting), over the measured window.
+    /// Most jobs ever in the system at once (in service + waiting), warm-up included.
     pub max_len: u32,
     /// Measured jobs sent here.
     pub served: u64,
@@ -244,6 +246,7 @@ mod tests {
             balancer: 0,
             seed,
             measured: true,
+            batch: 0,
         };
         assert_eq!(st.arrive(0, job(1)).map(|x| x.0), Some(1_000));
         assert_eq!(st.arrive(0, job(2)).map(|x| x.0), Some(1_000));

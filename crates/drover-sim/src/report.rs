@@ -12,7 +12,10 @@ use std::fmt;
 use hdrhistogram::Histogram;
 
 use crate::member::{NS, Station};
-use crate::sim::Config;
+use crate::sim::{BATCHES, Config, Sums};
+
+/// Student's t for a two-sided 95% interval with `BATCHES - 1` = 19 degrees of freedom.
+const T95: f64 = 2.093;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -23,6 +26,9 @@ pub struct Report {
     pub jobs: u64,
     /// Sojourn time (arrival to completion), seconds.
     pub mean: f64,
+    /// Half-width of a 95% confidence interval of the mean, by batch means (20 batches of
+    /// consecutive arrivals; too narrow when a batch is shorter than the queues' memory).
+    pub mean_ci: f64,
     pub p50: f64,
     pub p99: f64,
     pub p999: f64,
@@ -42,7 +48,7 @@ impl Report {
     pub(crate) fn new(
         config: &Config,
         hist: &Histogram<u64>,
-        sum_ns: u128,
+        sums: &Sums,
         stations: &[Station],
         occupancy: &[u128],
         window: (u64, u64),
@@ -71,7 +77,8 @@ impl Report {
             balancers: config.balancers.max(1),
             load: config.load(),
             jobs: hist.len(),
-            mean: sum_ns as f64 / NS / hist.len().max(1) as f64,
+            mean: sums.ns.iter().sum::<u128>() as f64 / NS / hist.len().max(1) as f64,
+            mean_ci: batch_ci(sums),
             p50: q(0.5),
             p99: q(0.99),
             p999: q(0.999),
@@ -97,6 +104,21 @@ impl Report {
     }
 }
 
+/// Batch-means 95% half-width of the mean, seconds.
+fn batch_ci(sums: &Sums) -> f64 {
+    let means: Vec<f64> = (0..BATCHES)
+        .filter(|&b| sums.count[b] > 0)
+        .map(|b| sums.ns[b] as f64 / NS / sums.count[b] as f64)
+        .collect();
+    if means.len() < BATCHES {
+        return f64::NAN;
+    }
+    let n = means.len() as f64;
+    let m = means.iter().sum::<f64>() / n;
+    let var = means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    T95 * (var / n).sqrt()
+}
+
 impl fmt::Display for Report {
     /// A markdown summary: one table of the sojourn statistics, then shares and queue tail.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,12 +133,12 @@ impl fmt::Display for Report {
             self.duration,
             self.events
         )?;
-        writeln!(f, "| mean | p50 | p99 | p99.9 | max | max queue |")?;
-        writeln!(f, "|---|---|---|---|---|---|")?;
+        writeln!(f, "| mean | 95% CI | p50 | p99 | p99.9 | max | max queue |")?;
+        writeln!(f, "|---|---|---|---|---|---|---|")?;
         writeln!(
             f,
-            "| {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |\n",
-            self.mean, self.p50, self.p99, self.p999, self.max, self.max_queue
+            "| {:.4} | +-{:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |\n",
+            self.mean, self.mean_ci, self.p50, self.p99, self.p999, self.max, self.max_queue
         )?;
         let (lo, hi) = self.share_range();
         let even = 1.0 / self.members as f64;

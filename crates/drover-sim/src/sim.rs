@@ -8,12 +8,15 @@
 //! sees an independent Poisson stream of rate lambda / K). The balancer is a `drover_core::Farm`
 //! over its *own* `Arc<Member>`s, one per simulated member; it calls `Farm::pick`, then
 //! `member.stats.start()` on the member it chose. When the job completes, the same balancer's
-//! member gets `stats.finish(true, Some(latency_ns))`. So each balancer sees the in-flight counts
+//! member gets `stats.finish_at(true, Some(latency_ns), now)`. So each balancer sees the in-flight counts
 //! and latencies of the requests *it* sent, as a proxy node does, and the pick is the proxy's
-//! code, not a model of it. `Farm::pick` reads the real clock only for slow start, which stays off.
+//! code, not a model of it. Time reaches the policies as virtual time (`PickContext::with_now`,
+//! `finish_at`), so time-aware ones (peak-ewma's decay) run on the simulated clock; `Farm::pick`
+//! reads the real clock only for slow start, which stays off.
 //!
 //! Measurement: the first `warmup` jobs fill the queues and are not counted. Sojourn (arrival to
-//! completion) goes into an HdrHistogram (3 significant digits) and an exact sum for the mean; the
+//! completion) goes into an HdrHistogram (3 significant digits) and exact sums for the mean, kept per
+//! batch of consecutive arrivals for a batch-means confidence interval; the
 //! time-average of the number of jobs at each member (for the queue-length tail) runs from the
 //! first measured arrival to the last arrival. The run ends when every job has completed.
 //!
@@ -28,6 +31,9 @@ use crate::dist::{exponential, split};
 use crate::event::EventQueue;
 use crate::member::{Job, MemberModel, NS, Station};
 use crate::report::Report;
+
+/// Batches of consecutive measured arrivals for the confidence interval of the mean.
+pub const BATCHES: usize = 20;
 
 /// Longest sojourn the histogram tells apart, ns (10^6 s).
 const MAX_SOJOURN: u64 = 1_000_000_000_000_000;
@@ -95,6 +101,20 @@ pub enum SimError {
     NoPick(usize),
 }
 
+/// Exact sums of the measured sojourns, per batch of consecutive arrivals.
+#[derive(Debug, Default)]
+pub(crate) struct Sums {
+    pub ns: [u128; BATCHES],
+    pub count: [u64; BATCHES],
+}
+
+impl Sums {
+    fn add(&mut self, batch: u16, ns: u64) {
+        self.ns[usize::from(batch)] += u128::from(ns);
+        self.count[usize::from(batch)] += 1;
+    }
+}
+
 /// What happens at an instant of virtual time.
 #[derive(Debug)]
 enum Event {
@@ -120,26 +140,37 @@ impl Balancer {
                 enabled: true,
             })
             .collect();
+        let farm = Farm::new("sim", kind.clone(), specs);
+        for m in &farm.members {
+            // Member::new started the Peak-EWMA clock on the real clock; move it to virtual zero.
+            m.stats.start_peak_clock(core_time(0));
+        }
         Balancer {
-            farm: Farm::new("sim", kind.clone(), specs),
+            farm,
             rng: Rng::new(seed),
         }
     }
 
-    /// Picks a member and counts the request as in flight there, as the proxy does.
-    fn dispatch(&mut self) -> Option<usize> {
-        let mut ctx = PickContext::new(self.rng.clone());
+    /// Picks a member at virtual time `now` and counts the request as in flight there, as the
+    /// proxy does.
+    fn dispatch(&mut self, now: u64) -> Option<usize> {
+        let mut ctx = PickContext::new(self.rng.clone()).with_now(core_time(now));
         let (i, member) = self.farm.pick(&mut ctx)?;
         member.stats.start();
         self.rng = ctx.rng;
         Some(i)
     }
 
-    fn complete(&self, member: usize, latency_ns: u64) {
+    fn complete(&self, member: usize, latency_ns: u64, now: u64) {
         self.farm.members[member]
             .stats
-            .finish(true, Some(latency_ns));
+            .finish_at(true, Some(latency_ns), core_time(now));
     }
+}
+
+/// Virtual time as drover-core sees it: shifted by one, since 0 means "not given" there.
+fn core_time(now: u64) -> u64 {
+    now + 1
 }
 
 fn check(config: &Config) -> Result<(), SimError> {
@@ -184,7 +215,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
     // 1 ns to 10^6 s: larger sojourns are clamped, which only a diverging run reaches.
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, MAX_SOJOURN, 3).map_err(|_| SimError::NoJobs)?;
-    let mut sum_ns = 0u128;
+    let mut sums = Sums::default();
     // occupancy[q]: member-nanoseconds spent with q jobs in the system, over the window.
     let mut occupancy: Vec<u128> = Vec::new();
     let mut window = (0u64, 0u64);
@@ -205,6 +236,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     stations.iter_mut().for_each(|s| s.settle(now, None));
                 }
                 let measured = arrived >= config.warmup;
+                let batch = arrived.saturating_sub(config.warmup) * BATCHES as u64 / config.jobs;
                 arrived += 1;
                 let b = if k == 1 { 0 } else { arrivals.below(k) };
                 let job = Job {
@@ -212,8 +244,9 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     balancer: b as u32,
                     seed: arrivals.next_u64(),
                     measured,
+                    batch: batch.min(BATCHES as u64 - 1) as u16,
                 };
-                let i = balancers[b].dispatch().ok_or(SimError::NoPick(b))?;
+                let i = balancers[b].dispatch(now).ok_or(SimError::NoPick(b))?;
                 let st = &mut stations[i];
                 st.settle(now, open.then_some(&mut occupancy));
                 if measured {
@@ -243,10 +276,10 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
             Event::Done { member, job } => {
                 let i = member as usize;
                 let sojourn = now - job.arrived;
-                balancers[job.balancer as usize].complete(i, sojourn);
+                balancers[job.balancer as usize].complete(i, sojourn, now);
                 if job.measured {
                     hist.saturating_record(sojourn.max(1));
-                    sum_ns += u128::from(sojourn);
+                    sums.add(job.batch, sojourn);
                 }
                 let st = &mut stations[i];
                 st.settle(now, open.then_some(&mut occupancy));
@@ -259,7 +292,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
     Ok(Report::new(
         config,
         &hist,
-        sum_ns,
+        &sums,
         &stations,
         &occupancy,
         window,

@@ -98,6 +98,8 @@ pub struct Check {
     pub expected: f64,
     pub expect: Expect,
     pub measured: f64,
+    /// 95% half-width of `measured`, where the run gives one (means, by batch means).
+    pub ci: Option<f64>,
 }
 
 impl Check {
@@ -123,6 +125,18 @@ fn exact(name: String, expected: f64, measured: f64) -> Check {
         expected,
         expect: Expect::Exact,
         measured,
+        ci: None,
+    }
+}
+
+/// A check on the mean sojourn of `r`, with its confidence interval.
+fn mean(name: String, expected: f64, expect: Expect, r: &Report) -> Check {
+    Check {
+        name,
+        expected,
+        expect,
+        measured: r.mean,
+        ci: Some(r.mean_ci),
     }
 }
 
@@ -163,16 +177,13 @@ pub fn checks(sizes: Sizes, mut progress: impl FnMut(&str)) -> Result<Vec<Check>
         }
     }
     progress("p2c");
-    for n in [20, 100] {
+    for n in [20, 100, 1000] {
         let rho = 0.9;
         let r = mm1_run(PolicyKind::P2c, n, rho, jobs, seed)?;
         let name = format!("p2c, {n} x M/M/1, load {rho}");
-        out.push(exact(
-            format!("{name}: mean (supermarket, N = inf)"),
-            supermarket_mean(rho, 2),
-            r.mean,
-        ));
-        if n == 100 {
+        let what = format!("{name}: mean (supermarket, N = inf)");
+        out.push(mean(what, supermarket_mean(rho, 2), Expect::Exact, &r));
+        if n >= 100 {
             for k in 1..=6u32 {
                 out.push(exact(
                     format!("{name}: P(Q >= {k}) = rho^{}", 2u32.pow(k) - 1),
@@ -184,53 +195,42 @@ pub fn checks(sizes: Sizes, mut progress: impl FnMut(&str)) -> Result<Vec<Check>
     }
     progress("round-robin");
     let r = mm1_run(PolicyKind::RoundRobin, 100, 0.9, jobs, seed)?;
-    out.push(exact(
-        "round-robin, 100 x M/M/1, load 0.9: mean (E_100/M/1)".into(),
-        round_robin_mean(100, 0.9),
-        r.mean,
-    ));
+    let what = "round-robin, 100 x M/M/1, load 0.9: mean (E_100/M/1)".into();
+    out.push(mean(what, round_robin_mean(100, 0.9), Expect::Exact, &r));
     progress("least-conn");
     let r = mm1_run(PolicyKind::LeastConn, 100, 0.9, jobs, seed)?;
-    out.push(Check {
-        name: "least-conn, 100 x M/M/1, load 0.9: mean (>= M/M/100)".into(),
-        expected: mmc_mean(100, 0.9),
-        expect: Expect::LowerBound,
-        measured: r.mean,
-    });
+    let what = "least-conn, 100 x M/M/1, load 0.9: mean (>= M/M/100)".into();
+    out.push(mean(what, mmc_mean(100, 0.9), Expect::LowerBound, &r));
     if sizes.long_jobs > 0 {
         let rho = 0.99;
         progress("p2c at 0.99");
         let mut c = Config::mm1(PolicyKind::P2c, 100, rho, sizes.long_jobs, seed);
         c.warmup = sizes.long_jobs / 5;
         let r = run(&c)?;
-        out.push(exact(
-            format!("p2c, 100 x M/M/1, load {rho}: mean (supermarket, N = inf)"),
-            supermarket_mean(rho, 2),
-            r.mean,
-        ));
+        let what = format!("p2c, 100 x M/M/1, load {rho}: mean (supermarket, N = inf)");
+        out.push(mean(what, supermarket_mean(rho, 2), Expect::Exact, &r));
         progress("random at 0.99");
         c.policy = PolicyKind::Random;
         let r = run(&c)?;
-        out.push(exact(
-            format!("random, 100 x M/M/1, load {rho}: mean sojourn"),
-            mm1_mean(rho),
-            r.mean,
-        ));
+        let what = format!("random, 100 x M/M/1, load {rho}: mean sojourn");
+        out.push(mean(what, mm1_mean(rho), Expect::Exact, &r));
     }
     Ok(out)
 }
 
 /// The checks as a markdown table.
 pub fn table(checks: &[Check]) -> String {
-    let mut s = String::from("| check | expected | measured | error % |\n|---|---|---|---|\n");
+    let mut s =
+        String::from("| check | expected | measured | 95% CI | error % |\n|---|---|---|---|---|\n");
     for c in checks {
         let bound = match c.expect {
             Expect::Exact => "",
             Expect::LowerBound => ">= ",
         };
+        let ci = c.ci.map(|h| format!("+-{}", sig(h))).unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {} | {bound}{} | {} | {:+.1} |",
+            "| {} | {bound}{} | {} | {ci} | {:+.1} |",
             c.name,
             sig(c.expected),
             sig(c.measured),
@@ -277,6 +277,6 @@ mod tests {
     #[test]
     fn table_formats() {
         let t = table(&[exact("x".into(), 2.0, 2.02)]);
-        assert!(t.contains("| x | 2.000 | 2.020 | +1.0 |"), "{t}");
+        assert!(t.contains("| x | 2.000 | 2.020 |  | +1.0 |"), "{t}");
     }
 }
