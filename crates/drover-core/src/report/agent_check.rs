@@ -83,8 +83,12 @@ fn apply_word(report: &mut LoadReport, word: &str) -> Result<(), Reject> {
         report.set_state(state);
     } else if let Some(pct) = word.strip_suffix('%') {
         report.weight_pct = Some(weight(pct, word)?);
-    } else if word.len() > 8 && word[..8].eq_ignore_ascii_case("maxconn:") {
-        let n = &word[8..];
+    } else if let Some(n) = word
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("maxconn:"))
+        .and_then(|_| word.get(8..))
+        .filter(|n| !n.is_empty())
+    {
         let value = digits(n).ok_or_else(|| {
             reject(
                 RejectKind::Malformed,

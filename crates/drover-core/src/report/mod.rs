@@ -27,6 +27,7 @@
 pub mod agent_check;
 mod metrics;
 pub mod orca;
+pub mod push;
 mod reject;
 
 pub use metrics::{MAX_METRICS, MAX_NAME_LEN, MetricError, Metrics, bounds};
@@ -168,7 +169,6 @@ impl LoadReport {
 
 /// Why a member name is refused, or `None` when it is acceptable: the rule of member names in the
 /// config (not empty, no whitespace, '/' or control characters), plus a length bound.
-#[allow(dead_code)] // The push parser (next) is its user.
 pub(crate) fn member_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("empty member name".into());
