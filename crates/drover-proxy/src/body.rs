@@ -17,7 +17,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use drover_core::Member;
+use drover_core::{Member, clock};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -151,7 +151,9 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         let stats = &self.upstream.member.stats;
         stats.add_bytes(0, self.bytes_out);
-        stats.finish(self.ok, self.latency_ns);
+        // The sample's time is the head's arrival, already read: no second clock reading.
+        let head_at = self.head_at.map_or(0, |t| clock::nanos(t.into_std()));
+        stats.finish_at(self.ok, self.latency_ns, head_at);
         // A connection still held here did not finish its response: dropping it closes it.
     }
 }

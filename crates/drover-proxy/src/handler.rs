@@ -268,9 +268,11 @@ async fn proxy(
         template.is_some() && (bodiless || kept.as_ref().is_some_and(|u| u.can_replay()))
     };
 
-    farm.budget.deposit(clock::now());
+    // One clock reading for the budget and the pick (time-aware policies: peak-ewma).
+    let now = clock::now();
+    farm.budget.deposit(now);
     farm.counters.requests.fetch_add(1, Relaxed);
-    let mut pick = PickContext::new(rng()).with_key(key);
+    let mut pick = PickContext::new(rng()).with_key(key).with_now(now);
     let mut last_failure: Option<Failure> = None;
     // A 5xx answer discarded for a retry: what the client gets if no other member does better.
     let mut held: Option<Response<ProxyBody>> = None;
@@ -387,7 +389,9 @@ async fn proxy(
             }
         }
         retries += 1;
-        let budget_ok = retries <= farm.retries && farm.budget.withdraw(clock::now());
+        let now = clock::now();
+        pick = pick.with_now(now);
+        let budget_ok = retries <= farm.retries && farm.budget.withdraw(now);
         if !budget_ok {
             if retries <= farm.retries {
                 farm.counters.budget_refused.fetch_add(1, Relaxed);
