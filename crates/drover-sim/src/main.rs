@@ -60,10 +60,10 @@ enum Command {
     /// Reproduce queueing theory (M/M/1, supermarket model, E_N/M/1, M/M/N bound).
     Theory {
         /// Measured jobs per run at load <= 0.9.
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 2_000_000)]
         jobs: u64,
         /// Measured jobs per run at load 0.99 (0 skips them).
-        #[arg(long, default_value_t = 10_000_000)]
+        #[arg(long, default_value_t = 20_000_000)]
         long_jobs: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
