@@ -40,9 +40,11 @@
 //!   `CompleteOnResponse`). The sample itself is the time to the response head, as in tower.
 //! - *Weight* divides the cost (as `p2c` divides in-flight), so a member of weight 2 takes twice
 //!   the load at equal cost; tower has no weights.
-//! - *Time* comes from [`PickContext::now`] (the clock, or a simulator's time); samples use
-//!   [`crate::clock`] too, or the time given to
-//!   [`MemberStats::finish_at`](crate::MemberStats::finish_at).
+//! - *Time* comes from [`PickContext::now`]: the proxy passes the time it already read for the
+//!   request (a clock reading costs more than the rest of the pick), a simulator its own time,
+//!   otherwise the clock is read. A sample's time is the response head's arrival, passed by the
+//!   proxy to [`MemberStats::finish_at`](crate::MemberStats::finish_at) (tower: when the handle
+//!   drops, the same moment with `CompleteOnResponse`).
 //!
 //! Candidates are sampled exactly as in `p2c` (its `candidate`: uniform draws, then a scan), so
 //! eligibility and the O(1) common case are the same. No lock, no allocation, no shared write.
