@@ -7,7 +7,7 @@ use std::fmt;
 pub enum RejectKind {
     /// Not the format at all, or a field of the wrong type (400).
     Malformed,
-    /// Well-formed, but a value is out of its range or not allowed (400 or 422).
+    /// Well-formed, but a value is out of its range or not allowed (400).
     Invalid,
     /// Over a size bound (413).
     TooLarge,
