@@ -205,6 +205,25 @@ pub(crate) fn reason_problem(reason: &str) -> Option<String> {
     None
 }
 
+/// A message from a library (serde_json) made safe for one log line: control characters escaped
+/// (a JSON key may hold a newline) and cut to at most 200 bytes (a key may be a megabyte long).
+pub(crate) fn one_line(s: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() >= MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `s` cut to at most 40 bytes (on a char boundary) so a reject message stays one short line
 /// whatever the client sent.
 pub(crate) fn clip(s: &str) -> String {
@@ -249,5 +268,7 @@ mod tests {
         assert!(reason_problem("disk full").is_none());
         assert!(reason_problem("a\nb").is_some());
         assert_eq!(clip(&"é".repeat(30)).len(), 43);
+        assert_eq!(one_line("unknown field `a\nb`"), "unknown field `a\\nb`");
+        assert!(one_line(&"k".repeat(10_000)).len() <= 203);
     }
 }

@@ -17,7 +17,7 @@
 //! ("beyond the member's soft limit"): it maps to a `cpu` of 1, the top of drover's range, rather
 //! than rejecting a busy member's every report; a negative value is still a reject.
 
-use super::{LoadReport, Metrics, Reject, RejectKind, Source, clip};
+use super::{LoadReport, Metrics, Reject, RejectKind, Source, clip, one_line};
 use serde_json::Value;
 
 const CONTEXT: &str = "ORCA header";
@@ -146,8 +146,12 @@ fn add(metrics: &mut Metrics, orca_name: &str, value: f64) -> Result<(), Reject>
 
 /// The JSON form: an `OrcaLoadReport` in proto3 JSON.
 fn json(text: &str, metrics: &mut Metrics) -> Result<(), Reject> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| reject(RejectKind::Malformed, format!("bad JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        reject(
+            RejectKind::Malformed,
+            format!("bad JSON: {}", one_line(&e.to_string())),
+        )
+    })?;
     let Value::Object(fields) = value else {
         return Err(reject(RejectKind::Malformed, "JSON form must be an object"));
     };

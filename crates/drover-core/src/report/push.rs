@@ -21,7 +21,7 @@ pub use signature::{DEFAULT_REPLAY_CAPACITY, ReplayGuard, sign, verify};
 
 use super::{
     AgentState, LoadReport, MAX_WEIGHT_PCT, Metrics, Reject, RejectKind, Source, clip,
-    member_problem, reason_problem,
+    member_problem, one_line, reason_problem,
 };
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -92,10 +92,11 @@ pub fn parse_json(body: &[u8], now: u64) -> Result<Vec<LoadReport>, Reject> {
             "empty body (expected a JSON report or {\"reports\": [...]})".into(),
         ));
     }
-    let top: BTreeMap<String, &RawValue> =
-        serde_json::from_str(text).map_err(|e| malformed(format!("bad JSON: {e}")))?;
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text)
+        .map_err(|e| malformed(format!("bad JSON: {}", one_line(&e.to_string()))))?;
     let Some(batch) = top.get("reports") else {
-        let wire: Wire = serde_json::from_str(text).map_err(|e| malformed(format!("{e}")))?;
+        let wire: Wire =
+            serde_json::from_str(text).map_err(|e| malformed(one_line(&e.to_string())))?;
         return Ok(vec![
             build(wire, now).map_err(|m| Reject::new(BODY, m.0, m.1))?,
         ]);
@@ -106,8 +107,12 @@ pub fn parse_json(body: &[u8], now: u64) -> Result<Vec<LoadReport>, Reject> {
             clip(other)
         )));
     }
-    let items: Vec<&RawValue> = serde_json::from_str(batch.get())
-        .map_err(|e| malformed(format!("`reports` must be an array of reports: {e}")))?;
+    let items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|e| {
+        malformed(format!(
+            "`reports` must be an array of reports: {}",
+            one_line(&e.to_string())
+        ))
+    })?;
     if items.is_empty() {
         return Err(malformed("`reports` is empty".into()));
     }
@@ -120,8 +125,8 @@ pub fn parse_json(body: &[u8], now: u64) -> Result<Vec<LoadReport>, Reject> {
     }
     let mut reports: Vec<LoadReport> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let wire: Wire =
-            serde_json::from_str(item.get()).map_err(|e| malformed(format!("report {i}: {e}")))?;
+        let wire: Wire = serde_json::from_str(item.get())
+            .map_err(|e| malformed(format!("report {i}: {}", one_line(&e.to_string()))))?;
         let report = build(wire, now)
             .map_err(|(kind, m)| Reject::new(BODY, kind, format!("report {i}: {m}")))?;
         if let Some(j) = reports.iter().position(|r| r.member == report.member) {

@@ -119,6 +119,7 @@ fn json_rejected() {
             "report 0: metric \"cpu\"",
         ),
         (many.as_bytes(), "too many reports"),
+        (br#"{"member": "m1", "a\nb": 1}"#, "unknown field `a\\nb`"),
     ];
     for &(body, want) in table {
         let e = parse_json(body, 1).expect_err(&String::from_utf8_lossy(body));
@@ -131,6 +132,12 @@ fn json_rejected() {
         );
         assert!(!text.contains('\n'), "{text:?}");
     }
+    let huge_key = format!(r#"{{"member": "m1", "{}": 1}}"#, "k".repeat(100_000));
+    let text = parse_json(huge_key.as_bytes(), 1).unwrap_err().to_string();
+    assert!(
+        text.len() < 300 && text.contains("unknown field `kkkk"),
+        "{text}"
+    );
     let big = vec![b' '; MAX_BODY + 1];
     assert_eq!(parse_json(&big, 1).unwrap_err().kind, RejectKind::TooLarge);
 }
