@@ -1,5 +1,5 @@
 //! The push formats: the JSON body of `POST /api/v1/reports` and the GET `/ath/update?...` query,
-//! plus the HMAC signature that authenticates a push (in [`signature`], re-exported here).
+//! plus the HMAC signature that authenticates a push ([`verify`], [`sign`], [`ReplayGuard`]).
 //!
 //! Where it sits: the admin listener (later) checks the signature with [`verify`], then hands the
 //! body to [`parse_json`] or the query string to [`parse_query`], checks each member exists, and
@@ -26,7 +26,6 @@ use super::{
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use std::collections::BTreeMap;
 use std::fmt;
 
 const BODY: &str = "push body";
@@ -76,6 +75,30 @@ impl<'de> Deserialize<'de> for WireMetrics {
     }
 }
 
+/// The top-level object's fields, raw and in order, repeated keys included (a map would keep the
+/// last `reports` of two and silently drop the first).
+struct Top<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Top<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'a>, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'a RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(Top(fields))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 /// Parses a push body: one report or `{"reports": [...]}`, received at `now`.
 pub fn parse_json(body: &[u8], now: u64) -> Result<Vec<LoadReport>, Reject> {
     let malformed = |m: String| Reject::new(BODY, RejectKind::Malformed, m);
@@ -92,20 +115,34 @@ pub fn parse_json(body: &[u8], now: u64) -> Result<Vec<LoadReport>, Reject> {
             "empty body (expected a JSON report or {\"reports\": [...]})".into(),
         ));
     }
-    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text)
+    let top: Top<'_> = serde_json::from_str(text)
         .map_err(|e| malformed(format!("bad JSON: {}", one_line(&e.to_string()))))?;
-    let Some(batch) = top.get("reports") else {
+    let Some(batch) = top
+        .0
+        .iter()
+        .find(|(k, _)| k == "reports")
+        .map(|&(_, raw)| raw)
+    else {
         let wire: Wire =
             serde_json::from_str(text).map_err(|e| malformed(one_line(&e.to_string())))?;
         return Ok(vec![
             build(wire, now).map_err(|m| Reject::new(BODY, m.0, m.1))?,
         ]);
     };
-    if let Some(other) = top.keys().find(|k| k.as_str() != "reports") {
-        return Err(malformed(format!(
-            "unknown field `{}` next to `reports` (a batch holds only `reports`)",
-            clip(other)
-        )));
+    if top.0.len() > 1 {
+        let other = top
+            .0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|&k| k != "reports");
+        let message = match other {
+            Some(other) => format!(
+                "unknown field `{}` next to `reports` (a batch holds only `reports`)",
+                clip(other)
+            ),
+            None => "duplicate field `reports`".to_owned(),
+        };
+        return Err(malformed(message));
     }
     let items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|e| {
         malformed(format!(

@@ -99,6 +99,10 @@ fn json_rejected() {
         (br#"{"reports": []}"#, "`reports` is empty"),
         (br#"{"reports": {}}"#, "must be an array"),
         (
+            br#"{"reports": [{"member": "m1"}], "reports": []}"#,
+            "duplicate field `reports`",
+        ),
+        (
             br#"{"reports": [], "member": "m1"}"#,
             "unknown field `member` next to `reports`",
         ),
