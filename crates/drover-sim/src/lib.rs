@@ -23,11 +23,12 @@ pub mod dist;
 pub mod event;
 pub mod member;
 pub mod report;
+pub mod scenario;
 pub mod sim;
 pub mod theory;
 
 pub use dist::Service;
 pub use event::EventQueue;
-pub use member::{MemberModel, Penalty, Stall};
+pub use member::{Hidden, MemberModel, Penalty, Stall};
 pub use report::Report;
 pub use sim::{Config, SimError, run};

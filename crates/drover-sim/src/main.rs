@@ -4,7 +4,8 @@
 //!   them as a markdown table (check, expected, measured, error %);
 //! - `drover-sim run --policy p2c --members 100 --load 0.9 --jobs 1000000 --seed 1`: one run over
 //!   equal members, its statistics as markdown;
-//! - `drover-sim compare --members 100 --load 0.9`: the same run under every policy, one table.
+//! - `drover-sim compare --members 100 --load 0.9`: the same run under every policy, one table;
+//! - `drover-sim scenario m --rate 450`: BALANCING.md's mixed scenario M under every policy.
 //!
 //! Where it sits: a thin shell over the `drover_sim` library; `anyhow` for errors, as only binaries
 //! use it. Progress goes to stderr so stdout can be pasted into docs as it is.
@@ -12,6 +13,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use drover_core::PolicyKind;
+use drover_sim::scenario;
 use drover_sim::theory::{self, Sizes};
 use drover_sim::{Config, MemberModel, Service, run};
 
@@ -49,6 +51,12 @@ impl Policy {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Named {
+    M,
+    Equal,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Dist {
     Exp,
     Lognormal,
@@ -74,6 +82,22 @@ enum Command {
         policy: Policy,
         #[command(flatten)]
         setup: Setup,
+    },
+    /// A named scenario of BALANCING.md under every policy: `m` (mixed) or `equal`.
+    Scenario {
+        #[arg(value_enum)]
+        name: Named,
+        /// Arrival rate, requests per second.
+        #[arg(long, default_value_t = 450.0)]
+        rate: f64,
+        /// Measured seconds of virtual time (after a 10 s warm-up).
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Independent balancers splitting the arrivals.
+        #[arg(long, default_value_t = 1)]
+        balancers: usize,
     },
     /// The same run (same jobs, same seed) under every policy, as one markdown table.
     Compare {
@@ -162,6 +186,50 @@ fn main() -> anyhow::Result<()> {
         Command::Run { policy, setup } => {
             let report = run(&setup.config(policy)?).context("simulation")?;
             print!("{report}");
+        }
+        Command::Scenario {
+            name,
+            rate,
+            seconds,
+            seed,
+            balancers,
+        } => {
+            let build = match name {
+                Named::M => scenario::m,
+                Named::Equal => scenario::equal,
+            };
+            let probe = build(PolicyKind::Random, rate, seconds, seed);
+            println!(
+                "{} req/s (load {:.2} of {:.0} req/s nominal capacity), {balancers} balancer(s), \
+                 {seconds} s measured, seed {seed}; times in ms\n",
+                rate,
+                probe.load(),
+                probe.capacity()
+            );
+            let cols: Vec<String> = (1..=probe.members.len()).map(|i| format!("B{i}")).collect();
+            println!(
+                "| policy | mean | p50 | p99 | p99.9 | over 1 s | share {} |",
+                cols.join(" / ")
+            );
+            println!("|---|---|---|---|---|---|---|");
+            for policy in Policy::value_variants() {
+                eprintln!("running {} ...", policy.kind().name());
+                let mut config = build(policy.kind(), rate, seconds, seed);
+                config.balancers = balancers;
+                let r = run(&config).context("simulation")?;
+                let shares: Vec<String> = r.share.iter().map(|s| format!("{s:.3}")).collect();
+                let ms = |x: f64| x * 1e3;
+                println!(
+                    "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3}% | {} |",
+                    r.policy,
+                    ms(r.mean),
+                    ms(r.p50),
+                    ms(r.p99),
+                    ms(r.p999),
+                    r.over_1s * 100.0,
+                    shares.join(" / ")
+                );
+            }
         }
         Command::Compare { setup } => {
             let first = setup.config(Policy::Random)?;

@@ -12,8 +12,8 @@
 //! Model: a job's service time is drawn when it starts, divided by the speed, multiplied by the
 //! concurrency penalty for the number of jobs then in service, and then stretched by any stall it
 //! runs into (a stall freezes every worker: work done during it is zero). Hidden load (traffic sent
-//! to a member behind the balancers' backs) is an extra arrival stream; it is the next thing to add
-//! and fits here as one more source of jobs for a station.
+//! to a member behind the balancers' backs) is a [`Hidden`] Poisson stream of jobs that queue with
+//! the balancers' jobs but that no balancer counts; the simulator drives it.
 
 use std::collections::VecDeque;
 
@@ -58,6 +58,29 @@ impl Stall {
     }
 }
 
+/// Hidden load: Poisson arrivals at `rate` jobs per second straight to the member, during `on`
+/// ns out of every `on + off` (`off` = 0: always on), starting with an on period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hidden {
+    pub rate: f64,
+    pub on: u64,
+    pub off: u64,
+}
+
+impl Hidden {
+    /// The next hidden arrival after `now`: an exponential gap of "on" time, skipping off periods
+    /// (Poisson arrivals are memoryless, so the gap may straddle an off period).
+    pub fn next(&self, now: u64, rng: &mut Rng) -> u64 {
+        let gap = (crate::dist::exponential(rng, self.rate) * NS).round() as u64;
+        let off = Stall {
+            every: self.on + self.off,
+            length: self.off,
+            offset: self.on,
+        };
+        off.finish(now, gap.max(1))
+    }
+}
+
 /// Service slows as concurrency rises: S(n) = S x (1 + linear (n-1) + quadratic n (n-1)), n the
 /// jobs in service when this one starts (itself included). BALANCING.md's B5 is (0.1, 0.05).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +108,7 @@ pub struct MemberModel {
     pub weight: u32,
     pub stall: Option<Stall>,
     pub penalty: Option<Penalty>,
+    pub hidden: Option<Hidden>,
 }
 
 impl MemberModel {
@@ -97,21 +121,39 @@ impl MemberModel {
             weight: 1,
             stall: None,
             penalty: None,
+            hidden: None,
         }
     }
 
-    /// Jobs per second this member completes when saturated (ignoring stalls and penalties).
+    /// Jobs per second this member completes at best, for the balancers' traffic: with a penalty,
+    /// the best concurrency n <= workers (n / S(n)); less the time frozen by stalls. Hidden load is
+    /// not subtracted (it is the part of the capacity the balancers cannot see).
     pub fn capacity(&self) -> f64 {
-        f64::from(self.workers) * self.speed / self.service.mean()
+        let per_job = self.service.mean() / self.speed;
+        let busy = match self.penalty {
+            None => f64::from(self.workers.max(1)) / per_job,
+            Some(p) => (1..=self.workers.max(1))
+                .map(|n| f64::from(n) / (per_job * p.factor(n)))
+                .fold(0.0, f64::max),
+        };
+        let frozen = match self.stall {
+            Some(s) if s.every > 0 => (s.length as f64 / s.every as f64).min(1.0),
+            _ => 0.0,
+        };
+        busy * (1.0 - frozen)
     }
 }
+
+/// [`Job::balancer`] of a hidden-load job: no balancer sent it.
+pub const HIDDEN: u32 = u32::MAX;
 
 /// A job as a station sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Job {
     /// Arrival at the balancer, ns.
     pub arrived: u64,
-    /// Which balancer sent it (its counters are the ones to update on completion).
+    /// Which balancer sent it (its counters are the ones to update on completion), or
+    /// [`HIDDEN`] for hidden load.
     pub balancer: u32,
     /// Seed of the job's own random draws (its service time).
     pub seed: u64,
@@ -221,6 +263,27 @@ mod tests {
         assert_eq!(s.finish(30, 210), 300, "70 + 70 + 70 around two freezes");
         let s = Stall { offset: 50, ..s };
         assert_eq!(s.finish(0, 60), 90, "offset moves the freeze to 50..80");
+    }
+
+    #[test]
+    fn hidden_load_runs_only_while_on() {
+        let h = Hidden {
+            rate: 1_000.0,
+            on: 1_000_000_000,
+            off: 1_000_000_000,
+        };
+        let mut rng = Rng::new(3);
+        let (mut t, mut on, mut n) = (0, 0, 0);
+        while t < 100_000_000_000 {
+            t = h.next(t, &mut rng);
+            n += 1;
+            on += u64::from((t / 1_000_000_000) % 2 == 0);
+        }
+        assert_eq!(on, n, "no arrival in an off second");
+        assert!(
+            (48_000..52_000).contains(&n),
+            "{n}: 1000/s for 50 on-seconds"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Report {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+    /// Share of measured jobs slower than 1 s (what a 1 s timeout would turn into errors).
+    pub over_1s: f64,
     /// Share of the measured jobs each member served.
     pub share: Vec<f64>,
     /// Most jobs in the system at one member, at any time of the run.
@@ -83,6 +85,8 @@ impl Report {
             p99: q(0.99),
             p999: q(0.999),
             max: secs(hist.max()),
+            over_1s: hist.count_between((NS * 1.001) as u64, u64::MAX) as f64
+                / hist.len().max(1) as f64,
             share,
             max_queue: stations.iter().map(|s| s.max_len).max().unwrap_or(0),
             queue_tail,

@@ -29,7 +29,7 @@ use hdrhistogram::Histogram;
 
 use crate::dist::{exponential, split};
 use crate::event::EventQueue;
-use crate::member::{Job, MemberModel, NS, Station};
+use crate::member::{HIDDEN, Job, MemberModel, NS, Station};
 use crate::report::Report;
 
 /// Batches of consecutive measured arrivals for the confidence interval of the mean.
@@ -119,7 +119,12 @@ impl Sums {
 #[derive(Debug)]
 enum Event {
     Arrival,
-    Done { member: u32, job: Job },
+    /// A hidden-load job reaches this member directly.
+    Hidden(u32),
+    Done {
+        member: u32,
+        job: Job,
+    },
 }
 
 /// One balancer: a farm over its own view of the members, and its random stream.
@@ -224,6 +229,12 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
     let mut count = 0u64;
 
     events.push(0, Event::Arrival);
+    let mut hidden = Rng::new(split(config.seed, 2));
+    for (i, m) in config.members.iter().enumerate() {
+        if let Some(h) = m.hidden {
+            events.push(h.next(0, &mut hidden), Event::Hidden(i as u32));
+        }
+    }
     while let Some((t, event)) = events.pop() {
         now = t;
         count += 1;
@@ -273,10 +284,33 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     open = false;
                 }
             }
+            Event::Hidden(member) => {
+                // Hidden load stops with the balancers' arrivals, so the run drains and ends.
+                if arrived >= total {
+                    continue;
+                }
+                let st = &mut stations[member as usize];
+                let job = Job {
+                    arrived: now,
+                    balancer: HIDDEN,
+                    seed: hidden.next_u64(),
+                    measured: false,
+                    batch: 0,
+                };
+                st.settle(now, open.then_some(&mut occupancy));
+                if let Some((done, job)) = st.arrive(now, job) {
+                    events.push(done, Event::Done { member, job });
+                }
+                if let Some(h) = st.model.hidden {
+                    events.push(h.next(now, &mut hidden), Event::Hidden(member));
+                }
+            }
             Event::Done { member, job } => {
                 let i = member as usize;
                 let sojourn = now - job.arrived;
-                balancers[job.balancer as usize].complete(i, sojourn, now);
+                if job.balancer != HIDDEN {
+                    balancers[job.balancer as usize].complete(i, sojourn, now);
+                }
                 if job.measured {
                     hist.saturating_record(sojourn.max(1));
                     sums.add(job.batch, sojourn);
