@@ -35,6 +35,8 @@ enum Policy {
     P2c,
     PeakEwma,
     Weighted,
+    /// Not a drover policy: reads every member's true queue (the floor to compare against).
+    Oracle,
 }
 
 impl Policy {
@@ -46,7 +48,22 @@ impl Policy {
             Policy::P2c => PolicyKind::P2c,
             Policy::PeakEwma => PolicyKind::PeakEwma,
             Policy::Weighted => PolicyKind::Weighted,
+            // The simulator's oracle ignores the farm's policy; least-conn keeps its counters.
+            Policy::Oracle => PolicyKind::LeastConn,
         }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Oracle => "oracle",
+            _ => self.kind().name(),
+        }
+    }
+
+    /// Sets `config` to run under this policy.
+    fn apply(self, config: &mut Config) {
+        config.policy = self.kind();
+        config.oracle = matches!(self, Policy::Oracle);
     }
 }
 
@@ -154,8 +171,9 @@ impl Setup {
             service,
             ..MemberModel::exponential(1.0)
         };
-        Ok(Config {
+        let mut config = Config {
             policy: policy.kind(),
+            oracle: false,
             members: vec![model; self.members],
             balancers: self.balancers,
             rate: 0.0,
@@ -163,7 +181,9 @@ impl Setup {
             warmup: self.warmup.unwrap_or(self.jobs / 10),
             seed: self.seed,
         }
-        .at_load(load))
+        .at_load(load);
+        policy.apply(&mut config);
+        Ok(config)
     }
 }
 
@@ -213,8 +233,9 @@ fn main() -> anyhow::Result<()> {
             );
             println!("|---|---|---|---|---|---|---|");
             for policy in Policy::value_variants() {
-                eprintln!("running {} ...", policy.kind().name());
+                eprintln!("running {} ...", policy.name());
                 let mut config = build(policy.kind(), rate, seconds, seed);
+                policy.apply(&mut config);
                 config.balancers = balancers;
                 let r = run(&config).context("simulation")?;
                 let shares: Vec<String> = r.share.iter().map(|s| format!("{s:.3}")).collect();
@@ -240,7 +261,7 @@ fn main() -> anyhow::Result<()> {
             println!("| policy | mean | 95% CI | p50 | p99 | p99.9 | max queue | share min-max |");
             println!("|---|---|---|---|---|---|---|---|");
             for policy in Policy::value_variants() {
-                eprintln!("running {} ...", policy.kind().name());
+                eprintln!("running {} ...", policy.name());
                 let r = run(&setup.config(*policy)?).context("simulation")?;
                 let (lo, hi) = r.share_range();
                 println!(

@@ -167,6 +167,8 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Station {
     pub model: MemberModel,
+    /// `model.capacity()`, kept for the oracle's per-pick comparisons.
+    pub capacity: f64,
     busy: u32,
     queue: VecDeque<Job>,
     /// Most jobs ever in the system at once (in service + waiting), warm-up included.
@@ -180,6 +182,7 @@ pub struct Station {
 impl Station {
     pub fn new(model: MemberModel) -> Self {
         Station {
+            capacity: model.capacity(),
             model,
             busy: 0,
             queue: VecDeque::new(),

@@ -74,7 +74,11 @@ impl Report {
             .collect();
         queue_tail.reverse();
         Report {
-            policy: config.policy.name().to_string(),
+            policy: if config.oracle {
+                "oracle".to_string()
+            } else {
+                config.policy.name().to_string()
+            },
             members: stations.len(),
             balancers: config.balancers.max(1),
             load: config.load(),

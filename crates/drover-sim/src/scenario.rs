@@ -77,6 +77,7 @@ pub fn m_members() -> Vec<MemberModel> {
 pub fn m(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
     Config {
         policy,
+        oracle: false,
         members: m_members(),
         balancers: 1,
         rate,

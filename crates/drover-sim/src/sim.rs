@@ -42,6 +42,10 @@ const MAX_SOJOURN: u64 = 1_000_000_000_000_000;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub policy: PolicyKind,
+    /// Ignore `policy` and place each job with the oracle: the member with the least true jobs in
+    /// system (hidden load and other balancers' jobs included) per unit of capacity. The floor no
+    /// real policy can beat; it is not drover-core code.
+    pub oracle: bool,
     pub members: Vec<MemberModel>,
     /// Independent balancers splitting the arrivals evenly at random (at least 1).
     pub balancers: usize,
@@ -60,6 +64,7 @@ impl Config {
         let members = vec![MemberModel::exponential(1.0); n];
         Config {
             policy,
+            oracle: false,
             members,
             balancers: 1,
             rate: 0.0,
@@ -156,6 +161,11 @@ impl Balancer {
         }
     }
 
+    /// Counts a request placed by the oracle as in flight at member `i`.
+    fn dispatch_to(&self, i: usize) {
+        self.farm.members[i].stats.start();
+    }
+
     /// Picks a member at virtual time `now` and counts the request as in flight there, as the
     /// proxy does.
     fn dispatch(&mut self, now: u64) -> Option<usize> {
@@ -176,6 +186,23 @@ impl Balancer {
 /// Virtual time as drover-core sees it: shifted by one, since 0 means "not given" there.
 fn core_time(now: u64) -> u64 {
     now + 1
+}
+
+/// The oracle's pick: least (jobs in system + 1) / capacity, ties at random.
+fn oracle(stations: &[Station], rng: &mut Rng) -> usize {
+    let (mut best, mut best_cost, mut ties) = (0, f64::INFINITY, 0);
+    for (i, s) in stations.iter().enumerate() {
+        let cost = f64::from(s.len() + 1) / s.capacity;
+        if cost < best_cost {
+            (best, best_cost, ties) = (i, cost, 1);
+        } else if cost == best_cost {
+            ties += 1;
+            if rng.below(ties) == 0 {
+                best = i;
+            }
+        }
+    }
+    best
 }
 
 fn check(config: &Config) -> Result<(), SimError> {
@@ -230,6 +257,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
 
     events.push(0, Event::Arrival);
     let mut hidden = Rng::new(split(config.seed, 2));
+    let mut oracle_rng = Rng::new(split(config.seed, 3));
     for (i, m) in config.members.iter().enumerate() {
         if let Some(h) = m.hidden {
             events.push(h.next(0, &mut hidden), Event::Hidden(i as u32));
@@ -257,7 +285,13 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     measured,
                     batch: batch.min(BATCHES as u64 - 1) as u16,
                 };
-                let i = balancers[b].dispatch(now).ok_or(SimError::NoPick(b))?;
+                let i = if config.oracle {
+                    let i = oracle(&stations, &mut oracle_rng);
+                    balancers[b].dispatch_to(i);
+                    i
+                } else {
+                    balancers[b].dispatch(now).ok_or(SimError::NoPick(b))?
+                };
                 let st = &mut stations[i];
                 st.settle(now, open.then_some(&mut occupancy));
                 if measured {

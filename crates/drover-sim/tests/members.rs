@@ -51,6 +51,7 @@ fn peak_ewma_avoids_a_slow_member_on_the_virtual_clock() {
     members[0].speed = 0.1;
     let mut c = Config {
         policy: PolicyKind::P2c,
+        oracle: false,
         members,
         balancers: 1,
         rate: 40.0,
@@ -83,4 +84,21 @@ fn scenario_m_separates_blind_and_load_aware_policies() {
     );
     assert!(lc.share[2] < 0.15, "B3 gets less: {:?}", lc.share);
     assert!(lc.over_1s < 0.001);
+}
+
+#[test]
+fn the_oracle_sees_every_balancers_jobs() {
+    let mut c = Config::mm1(PolicyKind::LeastConn, 20, 0.9, 50_000, 5);
+    c.balancers = 10;
+    let lc = run(&c).unwrap();
+    c.oracle = true;
+    let oracle = run(&c).unwrap();
+    assert_eq!(oracle.policy, "oracle");
+    // Join-the-shortest-queue on true lengths: close to M/M/20 (1.2 service times at 0.9).
+    assert!(
+        oracle.mean < 1.5 && oracle.mean * 1.5 < lc.mean,
+        "{} vs {}",
+        oracle.mean,
+        lc.mean
+    );
 }
