@@ -5,7 +5,8 @@
 //! - `drover-sim run --policy p2c --members 100 --load 0.9 --jobs 1000000 --seed 1`: one run over
 //!   equal members, its statistics as markdown;
 //! - `drover-sim compare --members 100 --load 0.9`: the same run under every policy, one table;
-//! - `drover-sim scenario m --rate 450`: BALANCING.md's mixed scenario M under every policy.
+//! - `drover-sim scenario m --rate 450`: BALANCING.md's mixed scenario M under every policy;
+//! - `drover-sim sweep --members 10,100,1000,5000 --loads 0.5,0.9 --balancers 1,10`: a grid.
 //!
 //! Where it sits: a thin shell over the `drover_sim` library; `anyhow` for errors, as only binaries
 //! use it. Progress goes to stderr so stdout can be pasted into docs as it is.
@@ -115,6 +116,32 @@ enum Command {
         /// Independent balancers splitting the arrivals.
         #[arg(long, default_value_t = 1)]
         balancers: usize,
+    },
+    /// A grid of runs over equal M/M/1 members (mu = 1): members x loads x balancers x policies.
+    Sweep {
+        /// Member counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000,5000")]
+        members: Vec<usize>,
+        /// Loads, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0.5,0.8,0.9,0.95")]
+        loads: Vec<f64>,
+        /// Balancer counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        balancers: Vec<usize>,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "p2c,peak-ewma,least-conn,oracle"
+        )]
+        policies: Vec<Policy>,
+        /// Measured jobs per member (at least --min-jobs in all).
+        #[arg(long, default_value_t = 500)]
+        jobs_per_member: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        min_jobs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// The same run (same jobs, same seed) under every policy, as one markdown table.
     Compare {
@@ -250,6 +277,41 @@ fn main() -> anyhow::Result<()> {
                     r.over_1s * 100.0,
                     shares.join(" / ")
                 );
+            }
+        }
+        Command::Sweep {
+            members,
+            loads,
+            balancers,
+            policies,
+            jobs_per_member,
+            min_jobs,
+            seed,
+        } => {
+            println!(
+                "| members | load | balancers | policy | jobs | mean | 95% CI | p99 | p99.9 | max queue |"
+            );
+            println!("|---|---|---|---|---|---|---|---|---|---|");
+            for &n in &members {
+                let jobs = (n as u64 * jobs_per_member).max(min_jobs);
+                for &load in &loads {
+                    for &k in &balancers {
+                        for &policy in &policies {
+                            eprintln!(
+                                "running {n} members, load {load}, K {k}, {} ...",
+                                policy.name()
+                            );
+                            let mut config = Config::mm1(policy.kind(), n, load, jobs, seed);
+                            policy.apply(&mut config);
+                            config.balancers = k;
+                            let r = run(&config).context("simulation")?;
+                            println!(
+                                "| {n} | {load} | {k} | {} | {jobs} | {:.4} | +-{:.4} | {:.3} | {:.3} | {} |",
+                                r.policy, r.mean, r.mean_ci, r.p99, r.p999, r.max_queue
+                            );
+                        }
+                    }
+                }
             }
         }
         Command::Compare { setup } => {
