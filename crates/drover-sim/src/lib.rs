@@ -19,6 +19,7 @@
 //! `docs/simulator.md` for what it models and the theory table.
 #![forbid(unsafe_code)]
 
+mod balancer;
 pub mod dist;
 pub mod event;
 pub mod member;
@@ -29,6 +30,6 @@ pub mod theory;
 
 pub use dist::Service;
 pub use event::EventQueue;
-pub use member::{Hidden, MemberModel, Penalty, Stall};
+pub use member::{Episode, Hidden, MemberModel, Penalty, Stall};
 pub use report::Report;
 pub use sim::{Config, SimError, run};

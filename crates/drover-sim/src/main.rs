@@ -72,6 +72,7 @@ impl Policy {
 enum Named {
     M,
     Equal,
+    Linkerd,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,16 +102,17 @@ enum Command {
         #[command(flatten)]
         setup: Setup,
     },
-    /// A named scenario of BALANCING.md under every policy: `m` (mixed) or `equal`.
+    /// A named scenario of BALANCING.md under every policy: `m` (mixed), `equal` (five equal
+    /// members) or `linkerd` (the Linkerd replica, with a 1 s timeout).
     Scenario {
         #[arg(value_enum)]
         name: Named,
-        /// Arrival rate, requests per second.
-        #[arg(long, default_value_t = 450.0)]
-        rate: f64,
-        /// Measured seconds of virtual time (after a 10 s warm-up).
-        #[arg(long, default_value_t = 600.0)]
-        seconds: f64,
+        /// Arrival rate, requests per second (default: 450; linkerd: 1000).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Measured seconds of virtual time after a 10 s warm-up (default: 600; linkerd: 60).
+        #[arg(long)]
+        seconds: Option<f64>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Independent balancers splitting the arrivals.
@@ -207,6 +209,7 @@ impl Setup {
             jobs: self.jobs,
             warmup: self.warmup.unwrap_or(self.jobs / 10),
             seed: self.seed,
+            timeout: 0,
         }
         .at_load(load);
         policy.apply(&mut config);
@@ -236,15 +239,17 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Scenario {
             name,
-            rate,
-            seconds,
+            rate: rate_arg,
+            seconds: seconds_arg,
             seed,
             balancers,
         } => {
-            let build = match name {
-                Named::M => scenario::m,
-                Named::Equal => scenario::equal,
+            let (build, rate, seconds): (fn(_, _, _, _) -> Config, _, _) = match name {
+                Named::M => (scenario::m, 450.0, 600.0),
+                Named::Equal => (scenario::equal, 450.0, 600.0),
+                Named::Linkerd => (scenario::linkerd, 1000.0, 60.0),
             };
+            let (rate, seconds) = (rate_arg.unwrap_or(rate), seconds_arg.unwrap_or(seconds));
             let probe = build(PolicyKind::Random, rate, seconds, seed);
             println!(
                 "{} req/s (load {:.2} of {:.0} req/s nominal capacity), {balancers} balancer(s), \
@@ -255,10 +260,10 @@ fn main() -> anyhow::Result<()> {
             );
             let cols: Vec<String> = (1..=probe.members.len()).map(|i| format!("B{i}")).collect();
             println!(
-                "| policy | mean | p50 | p99 | p99.9 | over 1 s | share {} |",
+                "| policy | mean | p50 | p99 | p99.9 | over 1 s | timed out | share {} |",
                 cols.join(" / ")
             );
-            println!("|---|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|");
             for policy in Policy::value_variants() {
                 eprintln!("running {} ...", policy.name());
                 let mut config = build(policy.kind(), rate, seconds, seed);
@@ -268,13 +273,14 @@ fn main() -> anyhow::Result<()> {
                 let shares: Vec<String> = r.share.iter().map(|s| format!("{s:.3}")).collect();
                 let ms = |x: f64| x * 1e3;
                 println!(
-                    "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3}% | {} |",
+                    "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3}% | {:.3}% | {} |",
                     r.policy,
                     ms(r.mean),
                     ms(r.p50),
                     ms(r.p99),
                     ms(r.p999),
                     r.over_1s * 100.0,
+                    r.errors * 100.0,
                     shares.join(" / ")
                 );
             }

@@ -109,6 +109,17 @@ pub struct MemberModel {
     pub stall: Option<Stall>,
     pub penalty: Option<Penalty>,
     pub hidden: Option<Hidden>,
+    /// A time-limited change of service (Linkerd's member stuck at 2 s for 30 s).
+    pub episode: Option<Episode>,
+}
+
+/// Jobs that start in `from..until` (ns of virtual time) take their service time from `service`
+/// instead of the member's usual distribution (still divided by the speed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Episode {
+    pub from: u64,
+    pub until: u64,
+    pub service: Service,
 }
 
 impl MemberModel {
@@ -122,6 +133,7 @@ impl MemberModel {
             stall: None,
             penalty: None,
             hidden: None,
+            episode: None,
         }
     }
 
@@ -161,6 +173,8 @@ pub struct Job {
     pub measured: bool,
     /// Which batch of consecutive arrivals it belongs to, for the batch-means error of the mean.
     pub batch: u16,
+    /// Arrival number (its bit in the simulator's timeout bookkeeping).
+    pub id: u64,
 }
 
 /// The running state of one member.
@@ -237,7 +251,11 @@ impl Station {
     fn start(&mut self, now: u64, job: &Job) -> u64 {
         self.busy += 1;
         let m = &self.model;
-        let mut secs = m.service.sample(&mut Rng::new(job.seed)) / m.speed;
+        let service = match m.episode {
+            Some(e) if (e.from..e.until).contains(&now) => e.service,
+            _ => m.service,
+        };
+        let mut secs = service.sample(&mut Rng::new(job.seed)) / m.speed;
         if let Some(p) = m.penalty {
             secs *= p.factor(self.busy);
         }
@@ -313,6 +331,7 @@ mod tests {
             seed,
             measured: true,
             batch: 0,
+            id: seed,
         };
         assert_eq!(st.arrive(0, job(1)).map(|x| x.0), Some(1_000));
         assert_eq!(st.arrive(0, job(2)).map(|x| x.0), Some(1_000));

@@ -33,6 +33,8 @@ pub struct Report {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+    /// Share of measured jobs given up on by the client timeout (0 without one).
+    pub errors: f64,
     /// Share of measured jobs slower than 1 s (what a 1 s timeout would turn into errors).
     pub over_1s: f64,
     /// Share of the measured jobs each member served.
@@ -54,7 +56,7 @@ impl Report {
         stations: &[Station],
         occupancy: &[u128],
         window: (u64, u64),
-        (end, events): (u64, u64),
+        (end, events, errors): (u64, u64, u64),
     ) -> Self {
         let secs = |ns: u64| ns as f64 / NS;
         let q = |p: f64| secs(hist.value_at_quantile(p));
@@ -89,6 +91,7 @@ impl Report {
             p99: q(0.99),
             p999: q(0.999),
             max: secs(hist.max()),
+            errors: errors as f64 / hist.len().max(1) as f64,
             over_1s: hist.count_between((NS * 1.001) as u64, u64::MAX) as f64
                 / hist.len().max(1) as f64,
             share,

@@ -14,11 +14,17 @@
 //! | B3 | three times slower | 4 | 60 ms |
 //! | B4 | freezes 300 ms every 5 s | 4 | 20 ms |
 //! | B5 | S(n) = 20 ms x (1 + 0.1(n-1) + 0.05 n(n-1)) | 8 | 20-90 ms |
+//!
+//! The Linkerd replica (Linkerd's 2016 Peak-EWMA experiment): 11 members with lognormal service,
+//! median 167 ms and CV 0.5 (mean 187 ms; an assumption: with CV 1, 1.6% of normal answers would
+//! already pass the 1 s timeout, more than the 0.1% errors Linkerd saw), 1,000 workers each (no queueing of their own: the
+//! experiment's members served concurrently); member 1 answers in 2 s for 30 s, from 10 s into
+//! the measured window; 1,000 req/s; a 1 s client timeout.
 
 use drover_core::PolicyKind;
 
 use crate::dist::Service;
-use crate::member::{Hidden, MemberModel, Penalty, Stall};
+use crate::member::{Episode, Hidden, MemberModel, Penalty, Stall};
 use crate::sim::Config;
 
 /// Mean service time of scenario M's members at speed 1, seconds.
@@ -39,6 +45,7 @@ pub fn m_members() -> Vec<MemberModel> {
         stall: None,
         penalty: None,
         hidden: None,
+        episode: None,
     };
     vec![
         MemberModel {
@@ -84,6 +91,31 @@ pub fn m(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
         jobs: (rate * seconds).round() as u64,
         warmup: (rate * 10.0).round() as u64,
         seed,
+        timeout: 0,
+    }
+}
+
+/// The Linkerd replica under `policy` at `rate` req/s (1,000 in the experiment): `seconds` of
+/// measured traffic after a 10 s warm-up, the slow episode from 20 s to 50 s of virtual time.
+pub fn linkerd(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
+    // Lognormal: sigma^2 = ln(1 + cv^2), mean = median x exp(sigma^2 / 2).
+    let cv: f64 = 0.5;
+    let mean = 0.167 * ((1.0 + cv * cv).ln() / 2.0).exp();
+    let member = MemberModel {
+        workers: 1_000,
+        service: Service::LogNormal { mean, cv },
+        ..MemberModel::exponential(1.0)
+    };
+    let mut members = vec![member; 11];
+    members[0].episode = Some(Episode {
+        from: 20 * SEC,
+        until: 50 * SEC,
+        service: Service::Deterministic { value: 2.0 },
+    });
+    Config {
+        members,
+        timeout: SEC,
+        ..m(policy, rate, seconds, seed)
     }
 }
 
@@ -109,5 +141,17 @@ mod tests {
         assert!((caps[4] - 4.0 / (0.02 * 1.9)).abs() < 1e-9, "best at n = 4");
         assert!((c.capacity() - 760.0).abs() < 1.0, "{}", c.capacity());
         assert_eq!((c.jobs, c.warmup), (27_000, 4_500));
+    }
+
+    #[test]
+    fn linkerd_replica_fails_round_robin_for_a_share_of_the_episode() {
+        // Round robin sends member 1 a in 11 requests; during the 30 s episode those time out:
+        // 30 / 60 of the window x 1/11 = 4.5% errors (Linkerd measured about 5%).
+        let r = crate::run(&linkerd(PolicyKind::RoundRobin, 200.0, 60.0, 1)).unwrap();
+        assert!(
+            (r.errors - 30.0 / 60.0 / 11.0).abs() < 0.005,
+            "{}",
+            r.errors
+        );
     }
 }

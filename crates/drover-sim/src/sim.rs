@@ -22,11 +22,10 @@
 //!
 //! Concurrency: single-threaded and deterministic: the same `Config` gives the same `Report`.
 
-use std::net::SocketAddr;
-
-use drover_core::{Farm, MemberSpec, PickContext, PolicyKind, Rng};
+use drover_core::{PolicyKind, Rng};
 use hdrhistogram::Histogram;
 
+use crate::balancer::{Balancer, oracle};
 use crate::dist::{exponential, split};
 use crate::event::EventQueue;
 use crate::member::{HIDDEN, Job, MemberModel, NS, Station};
@@ -56,6 +55,10 @@ pub struct Config {
     /// Jobs before the measured ones, not counted.
     pub warmup: u64,
     pub seed: u64,
+    /// Client timeout, ns (0 = none). A job not answered by then ends for its balancer as a
+    /// failure (`finish_at(false, Some(timeout))`) and for the statistics as an error with sojourn
+    /// = the timeout; the member, which cannot know, still works on it.
+    pub timeout: u64,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             jobs,
             warmup: jobs / 10,
             seed,
+            timeout: 0,
         }
         .at_load(rho)
     }
@@ -106,6 +110,22 @@ pub enum SimError {
     NoPick(usize),
 }
 
+/// One bit per job: set or not.
+#[derive(Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn with_len(n: u64) -> Self {
+        Bits(vec![0; (n / 64 + 1) as usize])
+    }
+    fn set(&mut self, i: u64) {
+        self.0[(i / 64) as usize] |= 1 << (i % 64);
+    }
+    fn get(&self, i: u64) -> bool {
+        self.0[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+}
+
 /// Exact sums of the measured sojourns, per batch of consecutive arrivals.
 #[derive(Debug, Default)]
 pub(crate) struct Sums {
@@ -126,83 +146,15 @@ enum Event {
     Arrival,
     /// A hidden-load job reaches this member directly.
     Hidden(u32),
+    /// The client of job `id` gives up, unless it was answered.
+    Timeout {
+        member: u32,
+        job: Job,
+    },
     Done {
         member: u32,
         job: Job,
     },
-}
-
-/// One balancer: a farm over its own view of the members, and its random stream.
-struct Balancer {
-    farm: Farm,
-    rng: Rng,
-}
-
-impl Balancer {
-    fn new(kind: &PolicyKind, n: usize, models: &[MemberModel], seed: u64) -> Self {
-        let specs = (0..n)
-            .map(|i| MemberSpec {
-                name: format!("m{i}"),
-                // Never dialled: the address only names the member.
-                addr: SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 80)),
-                weight: models[i].weight.max(1),
-                route: None,
-                enabled: true,
-            })
-            .collect();
-        let farm = Farm::new("sim", kind.clone(), specs);
-        for m in &farm.members {
-            // Member::new started the Peak-EWMA clock on the real clock; move it to virtual zero.
-            m.stats.start_peak_clock(core_time(0));
-        }
-        Balancer {
-            farm,
-            rng: Rng::new(seed),
-        }
-    }
-
-    /// Counts a request placed by the oracle as in flight at member `i`.
-    fn dispatch_to(&self, i: usize) {
-        self.farm.members[i].stats.start();
-    }
-
-    /// Picks a member at virtual time `now` and counts the request as in flight there, as the
-    /// proxy does.
-    fn dispatch(&mut self, now: u64) -> Option<usize> {
-        let mut ctx = PickContext::new(self.rng.clone()).with_now(core_time(now));
-        let (i, member) = self.farm.pick(&mut ctx)?;
-        member.stats.start();
-        self.rng = ctx.rng;
-        Some(i)
-    }
-
-    fn complete(&self, member: usize, latency_ns: u64, now: u64) {
-        self.farm.members[member]
-            .stats
-            .finish_at(true, Some(latency_ns), core_time(now));
-    }
-}
-
-/// Virtual time as drover-core sees it: shifted by one, since 0 means "not given" there.
-fn core_time(now: u64) -> u64 {
-    now + 1
-}
-
-/// The oracle's pick: least (jobs in system + 1) / capacity, ties at random.
-fn oracle(stations: &[Station], rng: &mut Rng) -> usize {
-    let (mut best, mut best_cost, mut ties) = (0, f64::INFINITY, 0);
-    for (i, s) in stations.iter().enumerate() {
-        let cost = f64::from(s.len() + 1) / s.capacity;
-        if cost < best_cost {
-            (best, best_cost, ties) = (i, cost, 1);
-        } else if cost == best_cost {
-            ties += 1;
-            if rng.below(ties) == 0 {
-                best = i;
-            }
-        }
-    }
-    best
 }
 
 fn check(config: &Config) -> Result<(), SimError> {
@@ -248,6 +200,13 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, MAX_SOJOURN, 3).map_err(|_| SimError::NoJobs)?;
     let mut sums = Sums::default();
+    // With a timeout: which jobs were answered, and which were given up on (one bit each).
+    let (mut answered, mut expired) = if config.timeout > 0 {
+        (Bits::with_len(total), Bits::with_len(total))
+    } else {
+        (Bits::default(), Bits::default())
+    };
+    let mut errors = 0u64;
     // occupancy[q]: member-nanoseconds spent with q jobs in the system, over the window.
     let mut occupancy: Vec<u128> = Vec::new();
     let mut window = (0u64, 0u64);
@@ -284,6 +243,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     seed: arrivals.next_u64(),
                     measured,
                     batch: batch.min(BATCHES as u64 - 1) as u16,
+                    id: arrived - 1,
                 };
                 let i = if config.oracle {
                     let i = oracle(&stations, &mut oracle_rng);
@@ -296,6 +256,10 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                 st.settle(now, open.then_some(&mut occupancy));
                 if measured {
                     st.served += 1;
+                }
+                if config.timeout > 0 {
+                    let member = i as u32;
+                    events.push(now + config.timeout, Event::Timeout { member, job });
                 }
                 if let Some((done, job)) = st.arrive(now, job) {
                     events.push(
@@ -330,6 +294,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     seed: hidden.next_u64(),
                     measured: false,
                     batch: 0,
+                    id: u64::MAX,
                 };
                 st.settle(now, open.then_some(&mut occupancy));
                 if let Some((done, job)) = st.arrive(now, job) {
@@ -339,13 +304,33 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     events.push(h.next(now, &mut hidden), Event::Hidden(member));
                 }
             }
+            Event::Timeout { member, job } => {
+                if !answered.get(job.id) {
+                    expired.set(job.id);
+                    let b = &balancers[job.balancer as usize];
+                    b.complete(member as usize, false, config.timeout, now);
+                    if job.measured {
+                        hist.saturating_record(config.timeout);
+                        sums.add(job.batch, config.timeout);
+                        errors += 1;
+                    }
+                }
+            }
             Event::Done { member, job } => {
                 let i = member as usize;
                 let sojourn = now - job.arrived;
-                if job.balancer != HIDDEN {
-                    balancers[job.balancer as usize].complete(i, sojourn, now);
+                let gone = if job.balancer == HIDDEN {
+                    true
+                } else if config.timeout > 0 {
+                    answered.set(job.id);
+                    expired.get(job.id)
+                } else {
+                    false
+                };
+                if !gone {
+                    balancers[job.balancer as usize].complete(i, true, sojourn, now);
                 }
-                if job.measured {
+                if job.measured && !gone {
                     hist.saturating_record(sojourn.max(1));
                     sums.add(job.batch, sojourn);
                 }
@@ -364,6 +349,6 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
         &stations,
         &occupancy,
         window,
-        (now, count),
+        (now, count, errors),
     ))
 }

@@ -58,6 +58,7 @@ fn peak_ewma_avoids_a_slow_member_on_the_virtual_clock() {
         jobs: 20_000,
         warmup: 2_000,
         seed: 6,
+        timeout: 0,
     };
     let p2c = run(&c).unwrap();
     c.policy = PolicyKind::PeakEwma;
