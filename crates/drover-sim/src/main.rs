@@ -118,6 +118,9 @@ enum Command {
         /// Independent balancers splitting the arrivals.
         #[arg(long, default_value_t = 1)]
         balancers: usize,
+        /// Client timeout in ms (default: none; linkerd: 1000).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
     },
     /// A grid of runs over equal M/M/1 members (mu = 1): members x loads x balancers x policies.
     Sweep {
@@ -243,6 +246,7 @@ fn main() -> anyhow::Result<()> {
             seconds: seconds_arg,
             seed,
             balancers,
+            timeout_ms,
         } => {
             let (build, rate, seconds): (fn(_, _, _, _) -> Config, _, _) = match name {
                 Named::M => (scenario::m, 450.0, 600.0),
@@ -269,6 +273,9 @@ fn main() -> anyhow::Result<()> {
                 let mut config = build(policy.kind(), rate, seconds, seed);
                 policy.apply(&mut config);
                 config.balancers = balancers;
+                if let Some(ms) = timeout_ms {
+                    config.timeout = ms * 1_000_000;
+                }
                 let r = run(&config).context("simulation")?;
                 let shares: Vec<String> = r.share.iter().map(|s| format!("{s:.3}")).collect();
                 let ms = |x: f64| x * 1e3;
