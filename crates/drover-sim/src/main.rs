@@ -16,7 +16,29 @@ use clap::{Parser, Subcommand, ValueEnum};
 use drover_core::PolicyKind;
 use drover_sim::scenario;
 use drover_sim::theory::{self, Sizes};
-use drover_sim::{Config, MemberModel, Service, run};
+use drover_sim::{Config, MemberModel, Report, Service, run};
+
+/// One table cell: the value, or over several runs "median (min-max)".
+fn cell(values: &[f64], digits: usize) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => String::new(),
+        1 => format!("{:.digits$}", v[0]),
+        n => {
+            let median = if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            };
+            format!(
+                "{median:.digits$} ({:.digits$}-{:.digits$})",
+                v[0],
+                v[n - 1]
+            )
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -121,6 +143,9 @@ enum Command {
         /// Client timeout in ms (default: none; linkerd: 1000).
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// Runs per policy, seeds `seed..seed + seeds`: cells show median (min-max).
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
     },
     /// A grid of runs over equal M/M/1 members (mu = 1): members x loads x balancers x policies.
     Sweep {
@@ -247,6 +272,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             balancers,
             timeout_ms,
+            seeds,
         } => {
             let (build, rate, seconds): (fn(_, _, _, _) -> Config, _, _) = match name {
                 Named::M => (scenario::m, 450.0, 600.0),
@@ -257,10 +283,11 @@ fn main() -> anyhow::Result<()> {
             let probe = build(PolicyKind::Random, rate, seconds, seed);
             println!(
                 "{} req/s (load {:.2} of {:.0} req/s nominal capacity), {balancers} balancer(s), \
-                 {seconds} s measured, seed {seed}; times in ms\n",
+                 {seconds} s measured, seeds {seed}..{}; times in ms\n",
                 rate,
                 probe.load(),
-                probe.capacity()
+                probe.capacity(),
+                seed + seeds.max(1) - 1
             );
             let cols: Vec<String> = (1..=probe.members.len()).map(|i| format!("B{i}")).collect();
             println!(
@@ -270,24 +297,35 @@ fn main() -> anyhow::Result<()> {
             println!("|---|---|---|---|---|---|---|---|");
             for policy in Policy::value_variants() {
                 eprintln!("running {} ...", policy.name());
-                let mut config = build(policy.kind(), rate, seconds, seed);
-                policy.apply(&mut config);
-                config.balancers = balancers;
-                if let Some(ms) = timeout_ms {
-                    config.timeout = ms * 1_000_000;
+                let mut reports = Vec::new();
+                for seed in seed..seed + seeds.max(1) {
+                    let mut config = build(policy.kind(), rate, seconds, seed);
+                    policy.apply(&mut config);
+                    config.balancers = balancers;
+                    if let Some(ms) = timeout_ms {
+                        config.timeout = ms * 1_000_000;
+                    }
+                    reports.push(run(&config).context("simulation")?);
                 }
-                let r = run(&config).context("simulation")?;
-                let shares: Vec<String> = r.share.iter().map(|s| format!("{s:.3}")).collect();
-                let ms = |x: f64| x * 1e3;
+                let col = |f: &dyn Fn(&Report) -> f64, scale: f64, digits: usize| {
+                    cell(
+                        &reports.iter().map(|r| f(r) * scale).collect::<Vec<_>>(),
+                        digits,
+                    )
+                };
+                let n = reports.len() as f64;
+                let shares: Vec<String> = (0..probe.members.len())
+                    .map(|i| format!("{:.3}", reports.iter().map(|r| r.share[i]).sum::<f64>() / n))
+                    .collect();
                 println!(
-                    "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3}% | {:.3}% | {} |",
-                    r.policy,
-                    ms(r.mean),
-                    ms(r.p50),
-                    ms(r.p99),
-                    ms(r.p999),
-                    r.over_1s * 100.0,
-                    r.errors * 100.0,
+                    "| {} | {} | {} | {} | {} | {}% | {}% | {} |",
+                    policy.name(),
+                    col(&|r| r.mean, 1e3, 1),
+                    col(&|r| r.p50, 1e3, 1),
+                    col(&|r| r.p99, 1e3, 1),
+                    col(&|r| r.p999, 1e3, 1),
+                    col(&|r| r.over_1s, 100.0, 3),
+                    col(&|r| r.errors, 100.0, 3),
                     shares.join(" / ")
                 );
             }
