@@ -4,7 +4,7 @@
 //! Where it sits: [`crate::sim::run`] asks a [`Balancer`] to place each arriving job (the real
 //! `Farm::pick`, then `stats.start()` on the chosen member, as the proxy does) and tells it when the
 //! job ends (`stats.finish_at`, with the virtual time). The oracle reads the simulated stations'
-//! true queues instead, across every balancer and hidden load: a floor, not drover code.
+//! true queues instead, across every balancer and hidden load: a reference, not drover code.
 //!
 //! Invariant: a balancer's `in_flight` for member i is exactly the jobs it sent to i that have
 //! neither completed nor timed out.

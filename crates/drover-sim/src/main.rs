@@ -58,7 +58,7 @@ enum Policy {
     P2c,
     PeakEwma,
     Weighted,
-    /// Not a drover policy: reads every member's true queue (the floor to compare against).
+    /// Not a drover policy: reads every member's true queue (the reference to compare against).
     Oracle,
 }
 

@@ -8,9 +8,9 @@
 //! sees an independent Poisson stream of rate lambda / K). The balancer is a `drover_core::Farm`
 //! over its *own* `Arc<Member>`s, one per simulated member; it calls `Farm::pick`, then
 //! `member.stats.start()` on the member it chose. When the job completes, the same balancer's
-//! member gets `stats.finish_at(true, Some(latency_ns), now)`. So each balancer sees the in-flight counts
-//! and latencies of the requests *it* sent, as a proxy node does, and the pick is the proxy's
-//! code, not a model of it. Time reaches the policies as virtual time (`PickContext::with_now`,
+//! member gets `stats.finish_at(true, Some(latency_ns), now)`. So each balancer sees the in-flight
+//! counts and latencies of the requests *it* sent, as a proxy node does, and the pick is the
+//! proxy's code, not a model of it. Time reaches the policies as virtual time (`PickContext::with_now`,
 //! `finish_at`), so time-aware ones (peak-ewma's decay) run on the simulated clock; `Farm::pick`
 //! reads the real clock only for slow start, which stays off.
 //!
@@ -42,8 +42,9 @@ const MAX_SOJOURN: u64 = 1_000_000_000_000_000;
 pub struct Config {
     pub policy: PolicyKind,
     /// Ignore `policy` and place each job with the oracle: the member with the least true jobs in
-    /// system (hidden load and other balancers' jobs included) per unit of capacity. The floor no
-    /// real policy can beat; it is not drover-core code.
+    /// system (hidden load and other balancers' jobs included) per unit of capacity. The
+    /// reference BALANCING.md measures policies against (full knowledge, though not provably
+    /// optimal: it ignores how long jobs in service have run); it is not drover-core code.
     pub oracle: bool,
     pub members: Vec<MemberModel>,
     /// Independent balancers splitting the arrivals evenly at random (at least 1).
