@@ -59,12 +59,21 @@ impl Balancer {
         Some(i)
     }
 
-    /// The request ended at `now`, answered after `latency_ns` (`ok`) or given up on by a
-    /// timeout (not `ok`, latency = the timeout).
-    pub(crate) fn complete(&self, member: usize, ok: bool, latency_ns: u64, now: u64) {
+    /// The request was answered at `now`, after `latency_ns`.
+    pub(crate) fn complete(&self, member: usize, latency_ns: u64, now: u64) {
         self.farm.members[member]
             .stats
-            .finish_at(ok, Some(latency_ns), core_time(now));
+            .finish_at(true, Some(latency_ns), core_time(now));
+    }
+
+    /// The client gave up on the request at `now`, after `waited` ns without an answer: a
+    /// failure, with the wait as a latency sample when `sample` (tower's `Handle` records the
+    /// time to its drop) or none (drover-proxy today: an `Exchange` dropped before the response
+    /// head has no latency).
+    pub(crate) fn give_up(&self, member: usize, waited: u64, sample: bool, now: u64) {
+        self.farm.members[member]
+            .stats
+            .finish_at(false, sample.then_some(waited), core_time(now));
     }
 }
 

@@ -143,6 +143,10 @@ enum Command {
         /// Client timeout in ms (default: none; linkerd: 1000).
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// A timed-out request feeds the timeout as a latency sample (tower's Peak-EWMA), instead
+        /// of none (drover-proxy today).
+        #[arg(long)]
+        sample_timeouts: bool,
         /// Runs per policy, seeds `seed..seed + seeds`: cells show median (min-max).
         #[arg(long, default_value_t = 1)]
         seeds: u64,
@@ -238,6 +242,7 @@ impl Setup {
             warmup: self.warmup.unwrap_or(self.jobs / 10),
             seed: self.seed,
             timeout: 0,
+            sample_timeouts: false,
         }
         .at_load(load);
         policy.apply(&mut config);
@@ -272,6 +277,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             balancers,
             timeout_ms,
+            sample_timeouts,
             seeds,
         } => {
             let (build, rate, seconds): (fn(_, _, _, _) -> Config, _, _) = match name {
@@ -305,6 +311,7 @@ fn main() -> anyhow::Result<()> {
                     if let Some(ms) = timeout_ms {
                         config.timeout = ms * 1_000_000;
                     }
+                    config.sample_timeouts = sample_timeouts;
                     reports.push(run(&config).context("simulation")?);
                 }
                 let col = |f: &dyn Fn(&Report) -> f64, scale: f64, digits: usize| {

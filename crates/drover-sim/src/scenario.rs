@@ -92,6 +92,7 @@ pub fn m(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
         warmup: (rate * 10.0).round() as u64,
         seed,
         timeout: 0,
+        sample_timeouts: false,
     }
 }
 

@@ -56,10 +56,14 @@ pub struct Config {
     /// Jobs before the measured ones, not counted.
     pub warmup: u64,
     pub seed: u64,
-    /// Client timeout, ns (0 = none). A job not answered by then ends for its balancer as a
-    /// failure (`finish_at(false, Some(timeout))`) and for the statistics as an error with sojourn
-    /// = the timeout; the member, which cannot know, still works on it.
+    /// Client timeout, ns (0 = none). A job not answered by then ends for its balancer as the
+    /// proxy ends an exchange dropped before the response head, a failure with no latency sample
+    /// (`finish_at(false, None, _)`), and for the statistics as an error with sojourn = the
+    /// timeout; the member, which cannot know, still works on it.
     pub timeout: u64,
+    /// A timed-out request feeds the timeout to the balancer as a latency sample, as tower's
+    /// Peak-EWMA does (its handle records the time to its drop); false mirrors drover-proxy today.
+    pub sample_timeouts: bool,
 }
 
 impl Config {
@@ -76,6 +80,7 @@ impl Config {
             warmup: jobs / 10,
             seed,
             timeout: 0,
+            sample_timeouts: false,
         }
         .at_load(rho)
     }
@@ -309,7 +314,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                 if !answered.get(job.id) {
                     expired.set(job.id);
                     let b = &balancers[job.balancer as usize];
-                    b.complete(member as usize, false, config.timeout, now);
+                    b.give_up(member as usize, config.timeout, config.sample_timeouts, now);
                     if job.measured {
                         hist.saturating_record(config.timeout);
                         sums.add(job.batch, config.timeout);
@@ -329,7 +334,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     false
                 };
                 if !gone {
-                    balancers[job.balancer as usize].complete(i, true, sojourn, now);
+                    balancers[job.balancer as usize].complete(i, sojourn, now);
                 }
                 if job.measured && !gone {
                     hist.saturating_record(sojourn.max(1));

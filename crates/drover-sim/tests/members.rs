@@ -59,6 +59,7 @@ fn peak_ewma_avoids_a_slow_member_on_the_virtual_clock() {
         warmup: 2_000,
         seed: 6,
         timeout: 0,
+        sample_timeouts: false,
     };
     let p2c = run(&c).unwrap();
     c.policy = PolicyKind::PeakEwma;
