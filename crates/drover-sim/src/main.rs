@@ -144,7 +144,7 @@ enum Command {
         #[arg(long)]
         timeout_ms: Option<u64>,
         /// A timed-out request feeds the timeout as a latency sample (tower's Peak-EWMA), instead
-        /// of none (drover-proxy today).
+        /// of none (drover-proxy now samples first-byte timeouts: pass this to mirror it).
         #[arg(long)]
         sample_timeouts: bool,
         /// Runs per policy, seeds `seed..seed + seeds`: cells show median (min-max).

@@ -62,7 +62,8 @@ pub struct Config {
     /// timeout; the member, which cannot know, still works on it.
     pub timeout: u64,
     /// A timed-out request feeds the timeout to the balancer as a latency sample, as tower's
-    /// Peak-EWMA does (its handle records the time to its drop); false mirrors drover-proxy today.
+    /// Peak-EWMA does (its handle records the time to its drop), and as drover-proxy does for a
+    /// first-byte timeout; false is the proxy before it did (the figures in docs/simulator.md).
     pub sample_timeouts: bool,
 }
 

@@ -178,3 +178,20 @@ async fn a_down_members_pooled_connections_close_unless_quiescent() {
     .await;
     assert_eq!(a.open_connections(), 1, "quiescent: a's connection is kept");
 }
+
+/// A first-byte timeout is a latency sample of the timeout's length for the member (as tower's
+/// Peak-EWMA counts a dropped request), so latency-aware policies see a member that only times out.
+#[tokio::test]
+async fn a_timeout_is_a_latency_sample() {
+    let (a, b) = pair(true).await;
+    let proxy = drover(&config(&a, &b, "", ""));
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(r.text(), "b\n", "retried after a's timeout");
+    let routing = proxy.routing();
+    let a_stats = &routing.farm("app").unwrap().farm.member("a").unwrap().stats;
+    let (rtt_ns, _) = a_stats.peak_rtt_raw();
+    assert!(
+        rtt_ns >= 300e6,
+        "a's estimate took the 300 ms wait: {rtt_ns} ns"
+    );
+}
