@@ -1,6 +1,6 @@
 //! `[farm.<name>]`: a farm's policy, members, upstream limits and timeouts, and outage answer;
-//! the health keys (`check`, `passive`, slow start, quiescent, panic threshold) and the retry
-//! keys are read here too, through `health.rs`, `passive.rs` and `retry.rs`.
+//! the health keys (`check`, `agent`, `passive`, slow start, quiescent, panic threshold) and the
+//! retry keys are read here too, through `health.rs`, `agent.rs`, `passive.rs` and `retry.rs`.
 //!
 //! Member addresses given as host names are resolved here, once, with the system resolver.
 
@@ -10,8 +10,9 @@ use std::time::Duration;
 use drover_core::policy::MAX_TRIES;
 use drover_core::{HashKey, MemberSpec, PolicyKind};
 
+use crate::agent::{self, AgentKeys};
 use crate::health::{self, CheckKeys};
-use crate::model::{Check, Farm, Outage, Page, Timeouts};
+use crate::model::{AgentCheck, Check, Farm, Outage, Page, Timeouts};
 use crate::parse::{location, page};
 use crate::units::{self, did_you_mean};
 use crate::walk::{Ctx, Table, Value};
@@ -37,12 +38,15 @@ const FARM_KEYS: &[&str] = &[
     "rewrite_location",
     "outage",
     "check",
+    "agent",
     "passive",
     "slow_start",
     "quiescent",
     "panic_threshold",
 ];
-const MEMBER_KEYS: &[&str] = &["name", "address", "weight", "route", "enabled", "check"];
+const MEMBER_KEYS: &[&str] = &[
+    "name", "address", "weight", "route", "enabled", "check", "agent",
+];
 const OUTAGE_KEYS: &[&str] = &["page", "redirect", "sorry"];
 
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
@@ -93,7 +97,9 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
     let defaults = Timeouts::default();
     let total = t.duration(ctx, "total_timeout").filter(|d| !d.is_zero());
     let farm_check = health::farm_check(ctx, t);
-    let (members, member_checks) = members(ctx, t, farm_check.as_ref());
+    let farm_agent = agent::farm_agent(ctx, t);
+    let (members, member_checks, member_agents) =
+        members(ctx, t, farm_check.as_ref(), farm_agent.as_ref());
     Farm {
         name: name.to_owned(),
         policy: policy(ctx, t),
@@ -126,6 +132,8 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
         retry_budget: retry::retry_budget(ctx, t),
         check: farm_check.map(|(_, check)| check),
         member_checks,
+        agent: farm_agent.and_then(|(_, agent)| agent),
+        member_agents,
         passive: passive::passive(ctx, t),
         slow_start: t.duration(ctx, "slow_start").filter(|d| !d.is_zero()),
         quiescent: t.bool(ctx, "quiescent").unwrap_or(false),
@@ -243,12 +251,13 @@ struct Seen {
     line: usize,
 }
 
-/// The members, and what each is checked with (same order).
+/// The members, what each is checked with, and each one's agent check (same order).
 fn members(
     ctx: &mut Ctx<'_>,
     t: &Table<'_, '_>,
     farm_check: Option<&(CheckKeys, Check)>,
-) -> (Vec<MemberSpec>, Vec<Option<Check>>) {
+    farm_agent: Option<&(AgentKeys, Option<AgentCheck>)>,
+) -> (Vec<MemberSpec>, Vec<Option<Check>>, Vec<Option<AgentCheck>>) {
     const EXAMPLE: &str = "members = [{ address = \"10.0.0.5:8080\" }]";
     let Some(v) = t.get("members") else {
         t.missing(
@@ -256,12 +265,12 @@ fn members(
             "members",
             &format!("a farm needs at least one member: {EXAMPLE}"),
         );
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), Vec::new());
     };
     let key = t.child("members");
     let what = format!("an array of member tables: {EXAMPLE} or [[{key}]]");
     let Some(items) = ctx.expect_array(&key, v, &what) else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), Vec::new());
     };
     if items.is_empty() {
         ctx.bad(
@@ -272,6 +281,7 @@ fn members(
     }
     let mut specs = Vec::new();
     let mut checks = Vec::new();
+    let mut agents = Vec::new();
     let mut seen: Vec<Seen> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let Some(m) = Table::open(ctx, format!("{key}[{index}]"), item, Some(MEMBER_KEYS)) else {
@@ -359,8 +369,9 @@ fn members(
             enabled: m.bool(ctx, "enabled").unwrap_or(true),
         });
         checks.push(health::member_check(ctx, &m, farm_check));
+        agents.push(agent::member_agent(ctx, &m, farm_agent));
     }
-    (specs, checks)
+    (specs, checks, agents)
 }
 
 /// `name`, defaulting to the address as written.

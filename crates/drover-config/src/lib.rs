@@ -20,6 +20,7 @@
 //! Every key, its type and default is listed in `docs/configuration.md`.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod error;
 mod farm;
 mod health;

@@ -279,6 +279,11 @@ pub struct Farm {
     /// `check = { ... }` overrides. `None` when neither the farm nor the member has a check, or
     /// the member says `check = false`.
     pub member_checks: Vec<Option<Check>>,
+    /// `[farm.<name>.agent]`: the farm's HAProxy-style agent check; `None` = none.
+    pub agent: Option<AgentCheck>,
+    /// One per member, in the order of `members`: the farm's `agent` merged with the member's
+    /// own `agent = { ... }`. `None` when neither has one, or the member says `agent = false`.
+    pub member_agents: Vec<Option<AgentCheck>>,
     /// `[farm.<name>.passive]`: ejection of members on the failures of real requests.
     pub passive: Passive,
     /// `slow_start`: a member that comes back up ramps its share of new requests linearly from

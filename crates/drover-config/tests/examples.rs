@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover_config::{Action, Check, CheckKind, Config, HttpCheck, RetryOn, load};
+use drover_config::{Action, AgentCheck, Check, CheckKind, Config, HttpCheck, RetryOn, load};
 use drover_core::PolicyKind;
 
 fn examples_dir() -> PathBuf {
@@ -126,6 +126,19 @@ fn health_shows_every_check_option() {
     );
     assert_eq!(app.member_checks[0].as_ref(), Some(check));
     assert_eq!(app.member_checks[2], None, "check = false");
+
+    let agent = AgentCheck {
+        port: 9777,
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        send: Some("ready\n".into()),
+    };
+    assert_eq!(app.agent.as_ref(), Some(&agent));
+    assert_eq!(
+        app.member_agents,
+        vec![Some(agent); 3],
+        "every member asks its agent"
+    );
 
     assert_eq!(app.retries, 2);
     assert_eq!(

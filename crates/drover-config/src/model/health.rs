@@ -1,7 +1,7 @@
-//! The validated health model of a farm: active checks ([`Check`]), passive ejection
-//! ([`Passive`]) and the retry rules ([`RetryOn`], [`RetryBudget`]). Parsed in `health.rs`,
-//! `passive.rs` and `retry.rs`; read by drover-health (checks, ejection) and drover-proxy
-//! (retries).
+//! The validated health model of a farm: active checks ([`Check`]), agent checks
+//! ([`AgentCheck`]), passive ejection ([`Passive`]) and the retry rules ([`RetryOn`],
+//! [`RetryBudget`]). Parsed in `health.rs`, `agent.rs`, `passive.rs` and `retry.rs`; read by
+//! drover-health (checks, agent checks, ejection) and drover-proxy (retries).
 
 use std::time::Duration;
 
@@ -277,4 +277,29 @@ impl Default for FailureKinds {
 
 fn in_ranges(ranges: &[(u16, u16)], status: u16) -> bool {
     ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+}
+
+/// An HAProxy-style agent check: `[farm.<name>.agent]`, or a member's `agent = { ... }` merged
+/// over it. Every `interval` drover connects to the agent's TCP `port` on the member's host,
+/// sends `send` if set, and reads one reply line (`75%`, `drain`, `down # why`, ...) that it
+/// applies to the member (see docs/reports.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCheck {
+    /// `port`: the agent's TCP port on the member's host. Required.
+    pub port: u16,
+    /// `interval`: time between two reads of the agent. Default 2s, more than 0.
+    pub interval: Duration,
+    /// `timeout`: connect, send and reply must be done within this. Default 1s; at most
+    /// `interval`.
+    pub timeout: Duration,
+    /// `send`: a string written after connecting, before the reply is read (HAProxy's
+    /// `agent-send`), e.g. `"ready\n"`. Default none.
+    pub send: Option<String>,
+}
+
+impl AgentCheck {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Longest `send` string, in bytes.
+    pub const MAX_SEND: usize = 1024;
 }
