@@ -16,6 +16,10 @@
 //!   ejected for a backoff that doubles with each ejection in a row, never more than
 //!   `max_ejected` of the farm at once; [`Farm::return_ejected`] ends ejections whose time is up.
 //!
+//! - **agent reports**: [`Farm::apply_report`] applies an agent's words (HAProxy agent-check
+//!   semantics) to a member's weight, draining and up/down, through holds kept in the member's
+//!   [`crate::Reported`].
+//!
 //! Every write returns the [`Transition`]s it caused, for the caller to log once.
 
 use std::sync::Arc;
@@ -178,7 +182,9 @@ impl Farm {
         })
     }
 
-    /// An active check's verdict on member `index`: writes up/down (never on/off).
+    /// An active check's verdict on member `index`: writes up/down (never on/off). A passing
+    /// check does not bring up a member its agent holds down (`down # why`): the agent knows
+    /// something the check cannot see, and says `up` when it is over.
     pub fn set_up(
         &self,
         index: usize,
@@ -186,9 +192,110 @@ impl Farm {
         reason: impl FnOnce() -> String,
         now: u64,
     ) -> Option<Transition> {
+        if up && self.members[index].reported.holds_down() {
+            return None;
+        }
         let t = self.members[index].flip(Flag::Up, up, reason, now)?;
         self.refresh();
         Some(t)
+    }
+
+    /// Applies an agent's report to member `index`, with HAProxy's agent-check semantics where
+    /// drover has the same state, and returns the flips it caused (for the caller to log once).
+    /// The report is kept as the member's last ([`crate::Reported::last`]) whatever it changed.
+    ///
+    /// - `NN%`: the live weight becomes NN% of the member's weight (`MemberState::weight_pct`);
+    ///   `least-conn`, `p2c` and `peak-ewma` read it on the next pick, `weighted`, `random` and
+    ///   `hash` only when the farm is rebuilt. `0%` keeps the member from new sessions
+    ///   (draining, reason `agent: weight 0%`), as HAProxy shows a 0-weight server as DRAIN; a
+    ///   later non-zero weight ends that.
+    /// - `drain`: draining on; `ready`: the agent's `drain`, `maint` end (draining off unless 0%
+    ///   still holds). `maint` is draining too, reason `agent: maint`: drover's on/off belongs to
+    ///   the operator alone, and down/up to health, which `ready` (an admin word) must not have to
+    ///   undo. Unlike HAProxy's MAINT, sticky users of the member are still served.
+    /// - `down`, `stopped`, `fail`: up/down to down, reason `agent: down # <reason>`; checks cannot
+    ///   bring the member up while the agent holds it down. `up`: ends the hold, and brings the
+    ///   member up if it was the agent that took it down (a member down by its checks stays
+    ///   down until they pass).
+    /// - `maxconn:N`: kept in the report, not applied yet.
+    ///
+    /// Flags flip only when the agent's own view changes (see [`crate::reported`]), so an agent
+    /// repeating `drain` does not undo an operator's undrain every interval.
+    pub fn apply_report(
+        &self,
+        index: usize,
+        report: &crate::report::LoadReport,
+        now: u64,
+    ) -> Vec<Transition> {
+        use crate::report::AgentState;
+        use crate::reported::{
+            HOLD_DOWN, HOLD_DRAIN, HOLD_MAINT, HOLD_ZERO, HOLDS_DRAIN, TOOK_DOWN,
+        };
+        let member = &self.members[index];
+        let reported = &member.reported;
+        let old = reported.holds.load(Relaxed);
+        let mut new = old;
+        match report.admin {
+            Some(AgentState::Drain) => new = (new | HOLD_DRAIN) & !HOLD_MAINT,
+            Some(AgentState::Maint) => new = (new | HOLD_MAINT) & !HOLD_DRAIN,
+            Some(AgentState::Ready) => new &= !(HOLD_DRAIN | HOLD_MAINT),
+            _ => {}
+        }
+        match report.weight_pct {
+            Some(0) => new |= HOLD_ZERO,
+            Some(_) => new &= !HOLD_ZERO,
+            None => {}
+        }
+        match report.health {
+            Some(AgentState::Down | AgentState::Stopped | AgentState::Fail) => new |= HOLD_DOWN,
+            Some(AgentState::Up) => new &= !HOLD_DOWN,
+            _ => {}
+        }
+        if let Some(pct) = report.weight_pct {
+            member.state.set_weight_pct(pct);
+        }
+        let why = |words: String| match &report.reason {
+            Some(r) => format!("agent: {words} # {r}"),
+            None => format!("agent: {words}"),
+        };
+        let mut out = Vec::new();
+        let (was_drain, drain) = (old & HOLDS_DRAIN != 0, new & HOLDS_DRAIN != 0);
+        if was_drain != drain {
+            let words = if new & HOLD_MAINT != 0 {
+                "maint".to_owned()
+            } else if new & HOLD_DRAIN != 0 {
+                "drain".to_owned()
+            } else if new & HOLD_ZERO != 0 {
+                "weight 0%".to_owned()
+            } else {
+                let ready = report.admin == Some(AgentState::Ready);
+                match (ready, report.weight_pct) {
+                    (true, Some(pct)) => format!("ready, weight {pct}%"),
+                    (true, None) => "ready".to_owned(),
+                    (false, _) => format!("weight {}%", member.state.weight_pct()),
+                }
+            };
+            out.extend(member.flip(Flag::Draining, drain, || why(words), now));
+        }
+        let (was_down, down) = (old & HOLD_DOWN != 0, new & HOLD_DOWN != 0);
+        if !was_down && down {
+            let word = report.health.map_or("down", AgentState::as_str);
+            if let Some(t) = member.flip(Flag::Up, false, || why(word.to_owned()), now) {
+                new |= TOOK_DOWN;
+                out.push(t);
+            }
+        } else if was_down && !down {
+            if old & TOOK_DOWN != 0 {
+                out.extend(member.flip(Flag::Up, true, || why("up".to_owned()), now));
+            }
+            new &= !TOOK_DOWN;
+        }
+        reported.holds.store(new, Relaxed);
+        reported.store(report);
+        if out.iter().any(|t| t.flag == Flag::Up) {
+            self.refresh();
+        }
+        out
     }
 
     /// Passive checks: the outcome of one request to member `index`. `failure` is `None` for a

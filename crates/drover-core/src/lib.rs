@@ -8,7 +8,8 @@
 //!
 //! Key types: [`Member`] (identity + atomic [`MemberState`] flags + atomic [`MemberStats`]),
 //! [`Farm`] (an immutable snapshot of members plus a built [`Policy`]), [`PickContext`] (the
-//! per-request inputs to a pick: hash key, random state, members already tried).
+//! per-request inputs to a pick: hash key, random state, members already tried), [`Reported`]
+//! (what a member's agent said, applied by [`Farm::apply_report`]).
 //!
 //! Concurrency model: a [`Farm`] is immutable once built and shared behind an `Arc` (the proxy
 //! swaps whole snapshots with `ArcSwap`); member flags and counters are atomics read and written
@@ -27,6 +28,7 @@ pub mod member;
 pub mod outlier;
 pub mod policy;
 pub mod report;
+pub mod reported;
 pub mod retry;
 pub mod rng;
 
@@ -35,5 +37,6 @@ pub use health::{Health, Transition};
 pub use member::{Flag, Member, MemberSpec, MemberState, MemberStats};
 pub use policy::{HashKey, PickContext, Policy, PolicyKind};
 pub use report::{AgentState, LoadReport, Metrics, Reject, RejectKind, Source};
+pub use reported::Reported;
 pub use retry::RetryBudget;
 pub use rng::Rng;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::health::{Health, Transition};
+use crate::reported::Reported;
 
 /// What a member is, as configured: the part that does not change while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,18 +73,30 @@ const BLOCKING: u8 = Flag::Draining as u8 | Flag::Ejected as u8;
 const PANIC_READY: u8 = Flag::On as u8 | Flag::In as u8;
 
 /// The flags and the live weight of a member.
+///
+/// The weight has two parts: `weight` (configured, or set by the operator; at least 1) and the
+/// agent's percentage of it (`75%`; 100 until an agent reports). Their product, in hundredths of
+/// a weight unit, is kept ready in `live` so a pick reads one atomic. `weight()` is what the
+/// policies built once from the member set read (`weighted`, `random`, `hash`: the agent's
+/// percentage does not reach them until the farm is rebuilt); `live_weight_x100()` is what the
+/// live ones read (`least-conn`, `p2c`, `peak-ewma`).
 #[derive(Debug)]
 pub struct MemberState {
     flags: AtomicU8,
     weight: AtomicU32,
+    pct: AtomicU32,
+    live: AtomicU32,
 }
 
 impl MemberState {
     pub fn new(enabled: bool, weight: u32) -> Self {
         let on = if enabled { Flag::On as u8 } else { 0 };
+        let weight = weight.max(1);
         MemberState {
             flags: AtomicU8::new(on | Flag::Up as u8 | Flag::In as u8),
-            weight: AtomicU32::new(weight.max(1)),
+            weight: AtomicU32::new(weight),
+            pct: AtomicU32::new(100),
+            live: AtomicU32::new(weight.saturating_mul(100)),
         }
     }
 
@@ -135,6 +148,34 @@ impl MemberState {
 
     pub fn set_weight(&self, weight: u32) {
         self.weight.store(weight.max(1), Relaxed);
+        self.update_live();
+    }
+
+    /// The agent's share of the weight, in percent (100 until an agent reports).
+    pub fn weight_pct(&self) -> u32 {
+        self.pct.load(Relaxed)
+    }
+
+    /// Sets the agent's share of the weight, in percent; returns true when it changed.
+    pub fn set_weight_pct(&self, pct: u32) -> bool {
+        let changed = self.pct.swap(pct, Relaxed) != pct;
+        self.update_live();
+        changed
+    }
+
+    /// `weight` x `weight_pct`: the live weight in hundredths of a weight unit, at least 1 (a 0%
+    /// member is kept from new traffic by draining, not by its weight; see `Farm::apply_report`).
+    #[inline]
+    pub fn live_weight_x100(&self) -> u32 {
+        self.live.load(Relaxed)
+    }
+
+    fn update_live(&self) {
+        let live = self
+            .weight
+            .load(Relaxed)
+            .saturating_mul(self.pct.load(Relaxed));
+        self.live.store(live.max(1), Relaxed);
     }
 }
 
@@ -334,6 +375,8 @@ pub struct Member {
     pub state: MemberState,
     pub stats: MemberStats,
     pub health: Health,
+    /// What the member's agent reported, and the agent's own health.
+    pub reported: Reported,
 }
 
 impl Member {
@@ -346,6 +389,7 @@ impl Member {
             state,
             stats,
             health: Health::default(),
+            reported: Reported::default(),
         }
     }
 

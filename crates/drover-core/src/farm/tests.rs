@@ -176,3 +176,93 @@ fn slow_start_never_refuses_the_only_member() {
     f.members[0].health.up_since.store(clock::now(), Relaxed);
     assert_eq!(counts(&f, 100, 1), vec![100]);
 }
+
+fn agent(farm: &Farm, line: &str, now: u64) -> Vec<String> {
+    let report = crate::report::agent_check::parse(line, "m", now).expect(line);
+    farm.apply_report(0, &report, now)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn agent_words_set_weight_drain_and_health() {
+    let farm = farm(2, HealthRules::default());
+    let m = &farm.members[0];
+    assert_eq!(m.state.live_weight_x100(), 100);
+    assert!(agent(&farm, "75%", 1).is_empty(), "a weight is not a flip");
+    assert_eq!((m.state.weight_pct(), m.state.live_weight_x100()), (75, 75));
+    assert_eq!(m.state.weight(), 1, "the configured weight stays");
+    assert_eq!(agent(&farm, "drain", 2), ["draining: agent: drain"]);
+    assert!(
+        agent(&farm, "drain", 3).is_empty(),
+        "repeated words flip nothing"
+    );
+    assert!(m.state.is_ready() && !m.state.accepts_new());
+    assert_eq!(agent(&farm, "ready", 4), ["not draining: agent: ready"]);
+    assert_eq!(
+        agent(&farm, "down # disk full", 5),
+        ["down: agent: down # disk full"]
+    );
+    assert!(!m.state.is_up());
+    assert!(
+        farm.set_up(0, true, || "checks pass".into(), 6).is_none(),
+        "checks cannot undo the agent's down"
+    );
+    assert_eq!(agent(&farm, "up 100%", 7), ["up: agent: up"]);
+    assert!(m.state.is_up() && m.state.accepts_new());
+    assert_eq!(m.state.live_weight_x100(), 100);
+    let last = m.reported.last().expect("kept");
+    assert_eq!((last.received, last.weight_pct), (7, Some(100)));
+}
+
+#[test]
+fn zero_weight_and_maint_drain_until_the_agent_says_otherwise() {
+    let farm = farm(2, HealthRules::default());
+    let m = &farm.members[0];
+    assert_eq!(agent(&farm, "0%", 1), ["draining: agent: weight 0%"]);
+    assert_eq!(agent(&farm, "50%", 2), ["not draining: agent: weight 50%"]);
+    assert_eq!(
+        agent(&farm, "maint # upgrade", 3),
+        ["draining: agent: maint # upgrade"]
+    );
+    assert!(
+        m.state.get(Flag::On),
+        "the operator's on/off is never touched"
+    );
+    assert!(agent(&farm, "0%", 4).is_empty(), "still held by maint");
+    assert!(agent(&farm, "ready", 5).is_empty(), "still held by 0%");
+    assert_eq!(
+        agent(&farm, "ready 10%", 6),
+        ["not draining: agent: ready, weight 10%"]
+    );
+}
+
+#[test]
+fn agent_up_leaves_a_member_down_by_its_checks_down() {
+    let farm = farm(2, HealthRules::default());
+    let m = &farm.members[0];
+    farm.set_up(0, false, || "3 checks failed".into(), 1)
+        .unwrap();
+    assert!(agent(&farm, "fail", 2).is_empty(), "already down");
+    assert!(agent(&farm, "up", 3).is_empty());
+    assert!(
+        !m.state.is_up(),
+        "the checks took it down: they bring it up"
+    );
+    assert!(
+        farm.set_up(0, true, || "2 checks passed".into(), 4)
+            .is_some()
+    );
+}
+
+#[test]
+fn an_operator_undrain_is_not_undone_by_a_repeated_drain() {
+    let farm = farm(1, HealthRules::default());
+    let m = &farm.members[0];
+    agent(&farm, "drain", 1);
+    m.flip(Flag::Draining, false, || "operator".into(), 2)
+        .unwrap();
+    assert!(agent(&farm, "drain", 3).is_empty());
+    assert!(m.state.accepts_new());
+}

@@ -221,8 +221,8 @@ pub(crate) fn scan_from(members: &[Arc<Member>], ctx: &PickContext, start: usize
 #[inline]
 pub(crate) fn less_loaded(members: &[Arc<Member>], a: usize, b: usize) -> bool {
     let (ma, mb) = (&members[a], &members[b]);
-    let la = u64::from(ma.stats.in_flight()) * u64::from(mb.state.weight());
-    let lb = u64::from(mb.stats.in_flight()) * u64::from(ma.state.weight());
+    let la = u64::from(ma.stats.in_flight()) * u64::from(mb.state.live_weight_x100());
+    let lb = u64::from(mb.stats.in_flight()) * u64::from(ma.state.live_weight_x100());
     la < lb
 }
 

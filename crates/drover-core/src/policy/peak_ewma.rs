@@ -69,7 +69,9 @@ impl PeakEwma {
     /// A member's cost at `now`: Peak-EWMA estimate x (in-flight + 1) / weight, in nanoseconds.
     #[inline]
     pub fn cost(member: &Member, now: u64) -> f64 {
-        member.stats.peak_ewma_cost_at(now) / f64::from(member.state.weight().max(1))
+        // Live weight (with the agent's percentage) in weight units; at least 0.01.
+        let weight = f64::from(member.state.live_weight_x100()) / 100.0;
+        member.stats.peak_ewma_cost_at(now) / weight
     }
 }
 
