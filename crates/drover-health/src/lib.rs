@@ -10,6 +10,8 @@
 //! Modules:
 //! - [`schedule`]: the service: a thread with its own runtime, one task per checked member, one
 //!   supervisor per farm with passive rules (ends ejections, applies the outlier rule);
+//! - [`agent`]: the HAProxy agent-check client, one task per member with an agent, applying its
+//!   replies (`75%`, `drain`, `down # why`) through `drover_core::Farm::apply_report`;
 //! - [`probe`]: one check of one member (TCP connect, or an HTTP/1.1 request with status and body
 //!   expectations), bounded by a timeout. It depends on neither `drover-config` nor `drover-core`:
 //!   it takes an address, a timeout and a pre-rendered request, and answers success or a failure
@@ -19,10 +21,13 @@
 //! owned by the calling task, so runs for different members never contend.
 //!
 //! Config keys read: none directly (`drover-config` turns `[farm.<name>.check]` into a
-//! [`probe::Probe`] via [`schedule::probe`]). Metrics: every flip is counted in the member's
-//! `drover_core::Health` (the metrics issue exports them).
+//! [`probe::Probe`] via [`schedule::probe`], and `[farm.<name>.agent]` into the
+//! `drover_config::AgentCheck`s of [`FarmChecks::agents`]). Metrics: every flip is counted in the member's
+//! `drover_core::Health`, and agent rejects and failures in its `drover_core::Reported` (the
+//! metrics issue exports them).
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod probe;
 pub mod schedule;
 

@@ -26,6 +26,9 @@
 //! connection's only user, so it needs no lock, and it is closed when the task ends (service
 //! stopped).
 //!
+//! Members with an agent (`[farm.<name>.agent]`) also get an agent-check task, on the same
+//! schedule and grid; see [`crate::agent`].
+//!
 //! Every flip is logged once at info (`member app/m1 down: 3 checks failed, the last: status 500,
 //! expected 200-399`) and recorded in the member's [`drover_core::Health`] for the API.
 //!
@@ -39,7 +42,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use drover_config::{Check, CheckKind};
+use drover_config::{AgentCheck, Check, CheckKind};
 use drover_core::outlier::outliers;
 use drover_core::{Farm, Rng, Transition, clock};
 use tokio::sync::watch;
@@ -53,7 +56,7 @@ const RETURN_TICK: Duration = Duration::from_millis(100);
 /// Checks start on a grid of this step (or an eighth of the interval, if smaller): the checks due
 /// in one step run on one wake-up of the health thread instead of one each. A thousand members
 /// checked every second then cost 40 wake-ups a second, not thousands of context switches.
-const SLOT: Duration = Duration::from_millis(25);
+pub(crate) const SLOT: Duration = Duration::from_millis(25);
 
 /// One farm, as the health service sees it.
 #[derive(Debug, Clone)]
@@ -61,6 +64,9 @@ pub struct FarmChecks {
     pub farm: Arc<Farm>,
     /// One entry per member of `farm`, in order: its resolved check, or `None` (not checked).
     pub checks: Vec<Option<Check>>,
+    /// One entry per member of `farm`, in order: its agent check, or `None` (no agent). May be
+    /// empty when no member has one.
+    pub agents: Vec<Option<AgentCheck>>,
 }
 
 /// The running health service; stops when dropped or [`stop`](HealthService::stop)ped.
@@ -73,9 +79,11 @@ impl HealthService {
     /// Starts checking. Does nothing (no thread) when no farm has a check or passive rules.
     pub fn start(farms: Vec<FarmChecks>) -> io::Result<HealthService> {
         let (stop, stopped) = watch::channel(false);
-        let busy = farms
-            .iter()
-            .any(|f| f.checks.iter().any(Option::is_some) || supervised(&f.farm));
+        let busy = farms.iter().any(|f| {
+            f.checks.iter().any(Option::is_some)
+                || f.agents.iter().any(Option::is_some)
+                || supervised(&f.farm)
+        });
         let thread = if busy {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -135,6 +143,19 @@ async fn run(farms: Vec<FarmChecks>, mut stopped: watch::Receiver<bool>) {
                 grid,
             ));
         }
+        for (index, agent) in f.agents.iter().enumerate() {
+            let Some(agent) = agent.clone().filter(|_| index < f.farm.members.len()) else {
+                continue;
+            };
+            let rng = Rng::new(seed.next_u64());
+            tasks.spawn(crate::agent::agent_member(
+                Arc::clone(&f.farm),
+                index,
+                agent,
+                rng,
+                grid,
+            ));
+        }
         if supervised(&f.farm) {
             tasks.spawn(supervise(Arc::clone(&f.farm)));
         }
@@ -170,13 +191,13 @@ pub fn probe(check: &Check, member: SocketAddr) -> Probe {
 }
 
 /// `base` ± `jitter` x `base`, drawn from `rng`.
-fn jittered(base: Duration, jitter: f64, rng: &mut Rng) -> Duration {
+pub(crate) fn jittered(base: Duration, jitter: f64, rng: &mut Rng) -> Duration {
     let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
     base.mul_f64((1.0 + jitter * (2.0 * unit - 1.0)).max(0.0))
 }
 
 /// `at`, moved up to the next point of the grid that starts at `grid` with step `step`.
-fn on_grid(at: Instant, grid: Instant, step: Duration) -> Instant {
+pub(crate) fn on_grid(at: Instant, grid: Instant, step: Duration) -> Instant {
     let step_ns = step.as_nanos().max(1);
     let since = at.saturating_duration_since(grid).as_nanos();
     let slots = since.div_ceil(step_ns);
@@ -294,7 +315,7 @@ async fn supervise(farm: Arc<Farm>) {
     }
 }
 
-fn log(farm: &Farm, index: usize, t: &Transition) {
+pub(crate) fn log(farm: &Farm, index: usize, t: &Transition) {
     let member = farm.members[index].name();
     tracing::info!(farm = %farm.name, member, "member {member} {t}");
 }

@@ -30,6 +30,7 @@ fn service(farm: &Arc<Farm>) -> HealthService {
     HealthService::start(vec![FarmChecks {
         farm: Arc::clone(farm),
         checks: vec![None; farm.members.len()],
+        agents: Vec::new(),
     }])
     .expect("health service")
 }

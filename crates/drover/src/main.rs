@@ -142,6 +142,7 @@ pub(crate) fn start_health(
             Some(drover_health::FarmChecks {
                 farm: std::sync::Arc::clone(&state.farm),
                 checks: f.member_checks.clone(),
+                agents: f.member_agents.clone(),
             })
         })
         .collect();
