@@ -1,6 +1,7 @@
 //! The admin listener, read-only for now: `GET /api/v1/farms` (every farm and member with flags,
 //! weight, counters and health: the last flip with its reason, flips per flag, panic mode, the
-//! farm's requests against its attempts at members) and `GET /healthz`. The control-plane issue grows this into the
+//! farm's requests against its attempts at members; the last load report of each member, its
+//! agent's weight percentage, rejects and failures) and `GET /healthz`. The control-plane issue grows this into the
 //! `drover-admin` crate (writes with auth, dashboard, /metrics).
 
 use std::convert::Infallible;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use drover_core::{Flag, Member, clock};
+use drover_core::{Flag, Member, Source, clock};
 use drover_proxy::Proxy;
 use http_body_util::Full;
 use hyper::{
@@ -70,6 +71,30 @@ struct MemberView<'a> {
     bytes_out: u64,
     latency_ewma_ms: f64,
     connections: u32,
+    /// The agent's share of `weight`, in percent (100 until an agent reports).
+    weight_pct: u32,
+    /// The member's last load report (agent-check reply), if any.
+    reported: Option<ReportView>,
+    /// Agent replies rejected as malformed (none changed anything).
+    report_rejects: u64,
+    /// Reads of the member's agent that failed (no connection, timeout, no line).
+    agent_failures: u64,
+    /// The last read of the member's agent failed.
+    agent_failing: bool,
+}
+
+#[derive(Serialize)]
+struct ReportView {
+    /// `agent-check`, `push` or `orca`.
+    source: &'static str,
+    weight_pct: Option<u32>,
+    /// The admin and health words, e.g. `["drain", "up"]`.
+    states: Vec<&'static str>,
+    maxconn: Option<u32>,
+    reason: Option<String>,
+    metrics: serde_json::Map<String, serde_json::Value>,
+    /// Seconds since the report was received.
+    age_s: f64,
 }
 
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
@@ -123,6 +148,32 @@ fn last_transition(m: &Member) -> Option<TransitionView> {
     })
 }
 
+fn reported(m: &Member) -> Option<ReportView> {
+    let r = m.reported.last()?;
+    Some(ReportView {
+        source: match r.source {
+            Source::AgentCheck => "agent-check",
+            Source::Push => "push",
+            Source::Orca => "orca",
+        },
+        weight_pct: r.weight_pct,
+        states: r
+            .admin
+            .iter()
+            .chain(&r.health)
+            .map(|s| s.as_str())
+            .collect(),
+        maxconn: r.maxconn,
+        metrics: r
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
+            .collect(),
+        age_s: clock::now().saturating_sub(r.received) as f64 / 1e9,
+        reason: r.reason,
+    })
+}
+
 fn farms_json(proxy: &Proxy) -> Bytes {
     let routing = proxy.routing();
     let farms: Vec<FarmView<'_>> = routing
@@ -163,6 +214,11 @@ fn farms_json(proxy: &Proxy) -> Bytes {
                     bytes_out: m.stats.bytes_out(),
                     latency_ewma_ms: m.stats.latency_ewma_ns() / 1e6,
                     connections: m.stats.connections(),
+                    weight_pct: m.state.weight_pct(),
+                    reported: reported(m),
+                    report_rejects: m.reported.rejects(),
+                    agent_failures: m.reported.failures(),
+                    agent_failing: m.reported.is_failing(),
                 })
                 .collect(),
         })
