@@ -16,7 +16,7 @@ use drover_health::{FarmChecks, HealthService};
 #[derive(Clone)]
 struct Agent {
     port: u16,
-    reply: Arc<Mutex<Option<String>>>,
+    reply: Arc<Mutex<Option<Vec<u8>>>>,
     received: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -25,7 +25,7 @@ impl Agent {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let agent = Agent {
             port: listener.local_addr().unwrap().port(),
-            reply: Arc::new(Mutex::new(reply.map(str::to_owned))),
+            reply: Arc::new(Mutex::new(reply.map(|r| r.as_bytes().to_vec()))),
             received: Arc::new(Mutex::new(Vec::new())),
         };
         let a = agent.clone();
@@ -43,7 +43,7 @@ impl Agent {
                 }
                 match a.reply.lock().unwrap().clone() {
                     Some(line) => {
-                        let _ = stream.write_all(line.as_bytes());
+                        let _ = stream.write_all(&line);
                     }
                     None => held.push(stream),
                 }
@@ -53,7 +53,11 @@ impl Agent {
     }
 
     fn say(&self, line: &str) {
-        *self.reply.lock().unwrap() = Some(line.to_owned());
+        self.say_bytes(line.as_bytes());
+    }
+
+    fn say_bytes(&self, line: &[u8]) {
+        *self.reply.lock().unwrap() = Some(line.to_vec());
     }
 }
 
@@ -130,6 +134,12 @@ fn replies_set_weight_drain_and_health() {
     assert!(m.state.accepts_new());
     assert_eq!(m.reported.last().unwrap().weight_pct, Some(100));
     assert_eq!(m.reported.failures(), 0);
+
+    // Not UTF-8: decoded lossily, so the bad byte is an unknown word and the line is rejected.
+    let before = m.reported.rejects();
+    agent.say_bytes(b"drain \xff\n");
+    eventually("rejected", || m.reported.rejects() > before);
+    assert!(m.state.accepts_new(), "nothing changed");
 }
 
 #[test]
