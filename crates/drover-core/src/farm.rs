@@ -22,8 +22,8 @@
 //!
 //! Every write returns the [`Transition`]s it caused, for the caller to log once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock;
@@ -68,6 +68,9 @@ pub struct Farm {
     pub rules: HealthRules,
     policy: Box<dyn Policy>,
     panic: AtomicBool,
+    /// Serialises the farm's health decisions that read the whole farm (the ejection cap, panic
+    /// mode): they run on flips only, never on a request that succeeds.
+    health_lock: Mutex<()>,
 }
 
 impl Farm {
@@ -94,6 +97,7 @@ impl Farm {
             rules: HealthRules::default(),
             policy,
             panic: AtomicBool::new(false),
+            health_lock: Mutex::new(()),
         }
     }
 
@@ -170,6 +174,17 @@ impl Farm {
     /// Recomputes panic mode after a health flip. Returns the new mode when it changed, with a
     /// reason for the log line.
     pub fn refresh(&self) -> Option<(bool, String)> {
+        let _serial = self.lock_health();
+        self.refresh_locked()
+    }
+
+    fn lock_health(&self) -> MutexGuard<'_, ()> {
+        self.health_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counting and storing under the health lock: two refreshes racing cannot leave the mode of
+    /// the older count behind.
+    fn refresh_locked(&self) -> Option<(bool, String)> {
         let threshold = self.rules.panic_threshold;
         let (on, up) = self.health_counts();
         let panic = threshold > 0.0 && on > 0 && (up as f64) < threshold * on as f64;
@@ -331,6 +346,9 @@ impl Farm {
     ) -> Option<Transition> {
         let member = &self.members[index];
         let health = &member.health;
+        // Under the lock, two threads reaching the threshold together (for this member or two
+        // others) cannot both pass the cap, nor double this member's backoff.
+        let _serial = self.lock_health();
         if member.state.get(Flag::Ejected) || !self.may_eject() {
             return None;
         }
@@ -358,7 +376,7 @@ impl Farm {
             || format!("{} (ejected for {})", reason(), show(time)),
             now,
         )?;
-        self.refresh();
+        self.refresh_locked();
         Some(t)
     }
 

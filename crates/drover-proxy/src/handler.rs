@@ -276,30 +276,29 @@ async fn proxy(
     let mut last_failure: Option<Failure> = None;
     // A 5xx answer discarded for a retry: what the client gets if no other member does better.
     let mut held: Option<Response<ProxyBody>> = None;
-    let mut retries = 0u32;
-    loop {
-        let Some((index, member)) = farm.farm.pick(&mut pick) else {
-            if let Some(res) = held {
-                return res;
+    // Every attempt so far failed to reach its member (never sent): if that is how the request
+    // ends, the farm cannot serve, and its outage action answers.
+    let mut unreachable = true;
+    let mut tries = 0u32;
+    while let Some((index, member)) = farm.farm.pick(&mut pick) {
+        if tries > 0 {
+            // A retry: within the farm's count and its budget (asked only once a member is
+            // there to retry on, so a farm with nobody left spends nothing).
+            if tries > farm.retries {
+                break;
             }
-            // Nothing sent and no member left: whether none was ready or every one refused the
-            // connection, the farm cannot serve, and its outage action says what to answer.
-            return match last_failure {
-                None | Some(Failure::Connect) if pending.is_some() => {
-                    outage(
-                        ctx,
-                        farm,
-                        pending,
-                        client_body,
-                        template.as_ref().zip(resend_body(&kept)),
-                        client_host.as_ref(),
-                        &deadlines,
-                    )
-                    .await
+            let now = clock::now();
+            pick = pick.with_now(now);
+            if !farm.budget.withdraw(now) {
+                farm.counters.budget_refused.fetch_add(1, Relaxed);
+                if let Some(n) = farm.warn.allow() {
+                    tracing::warn!(farm = %farm.farm.name, held_back = n, "retry budget spent: answering without a retry");
                 }
-                _ => last_failure.unwrap_or(Failure::Connect).response(),
-            };
-        };
+                break;
+            }
+            farm.counters.retries.fetch_add(1, Relaxed);
+        }
+        tries += 1;
         pick.exclude(index);
         let up = &farm.upstreams[index];
         let mut req = match pending.take() {
@@ -317,12 +316,15 @@ async fn proxy(
             }
             None => match (&template, resend_body(&kept)) {
                 (Some(t), Some(body)) => t.request(body),
-                _ => return last_failure.unwrap_or(Failure::Upstream).response(),
+                _ => break,
             },
         };
         if !farm.preserve_host || !req.headers().contains_key(header::HOST) {
             req.headers_mut().insert(header::HOST, up.authority.clone());
         }
+        // The client's upload on this attempt: while it is unfinished, a failure may be the
+        // client's (gone, or stalling), not the member's.
+        let upload = req.body().upload();
         farm.counters.attempts.fetch_add(1, Relaxed);
         let outcome = attempt(
             ctx,
@@ -341,6 +343,7 @@ async fn proxy(
                     farm.farm.report(index, None, 0);
                     return res;
                 }
+                unreachable = false;
                 if farm.count.status(status) {
                     report(farm, index, res.status().as_str());
                 }
@@ -359,13 +362,21 @@ async fn proxy(
                 if f == Failure::Connect && farm.count.connect {
                     report(farm, index, "connect failed");
                 }
-                // Not sent, so a streamed body is untouched: it goes to the next member.
+                if f != Failure::Connect {
+                    unreachable = false;
+                }
+                // Not sent, so a streamed body is untouched: it goes to the next member. A body
+                // replayed from the kept copy is rebuilt from it next time (`pending` stays empty).
                 let (parts, body) = req.into_parts();
-                pending = Some(parts);
-                client_body = body.into_client();
+                if !matches!(body, UpBody::Replay(_)) {
+                    pending = Some(parts);
+                    client_body = body.into_client();
+                }
                 last_failure = Some(f);
             }
             Attempt::Sent(f) => {
+                unreachable = false;
+                let member_fault = upload.as_ref().is_none_or(|u| u.done());
                 let (counted, allowed, what) = match f {
                     Failure::Upstream => (farm.count.reset, farm.retry_on.reset, "reset"),
                     Failure::FirstByteTimeout => {
@@ -375,6 +386,12 @@ async fn proxy(
                     Failure::TotalTimeout => (farm.count.timeout, false, "timeout"),
                     Failure::Connect | Failure::Saturated => (false, false, "failure"),
                 };
+                if !member_fault {
+                    // The client's body broke off or stalled: nothing to hold against the member,
+                    // and nothing whole to send to another.
+                    tracing::debug!(member = member.name(), failure = ?f, "request body did not arrive whole");
+                    return held.unwrap_or_else(|| f.response());
+                }
                 if counted {
                     report(farm, index, what);
                 }
@@ -388,24 +405,24 @@ async fn proxy(
                 last_failure = Some(f);
             }
         }
-        retries += 1;
-        let now = clock::now();
-        pick = pick.with_now(now);
-        let budget_ok = retries <= farm.retries && farm.budget.withdraw(now);
-        if !budget_ok {
-            if retries <= farm.retries {
-                farm.counters.budget_refused.fetch_add(1, Relaxed);
-                if let Some(n) = farm.warn.allow() {
-                    tracing::warn!(farm = %farm.farm.name, held_back = n, "retry budget spent: answering without a retry");
-                }
-            }
-            return match held {
-                Some(res) => res,
-                None => last_failure.unwrap_or(Failure::Connect).response(),
-            };
-        }
-        farm.counters.retries.fetch_add(1, Relaxed);
     }
+    if let Some(res) = held {
+        return res;
+    }
+    // No member ready, or every one tried refused the connection: the outage action.
+    if unreachable && matches!(last_failure, None | Some(Failure::Connect)) {
+        return outage(
+            ctx,
+            farm,
+            pending,
+            client_body,
+            template.as_ref().zip(resend_body(&kept)),
+            client_host.as_ref(),
+            &deadlines,
+        )
+        .await;
+    }
+    last_failure.unwrap_or(Failure::Upstream).response()
 }
 
 /// Passive checks: one failure of member `index`, counted; an ejection it causes is logged once.

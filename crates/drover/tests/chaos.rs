@@ -482,9 +482,9 @@ consecutive_failures = 0
         "once every member is down the outage page answers: {} did not",
         late.len()
     );
-    // Before the checks catch it, a request whose retries are left (and fit the budget) reaches
-    // the outage page by finding every member refusing; one refused a retry by the budget gets
-    // the honest 502 instead.
+    // Before the checks catch it, a request finds every member it tries refusing the connection,
+    // and that is an outage too, whether it ran out of members, of retries or of budget. Only a
+    // request already sent when the members died (a reset, then refusals) gets a 502.
     let bad_gateway = outage.iter().filter(|x| x.status == 502).count();
     let served = outage.iter().filter(|x| x.status == 200).count(); // in flight at the kill
     assert_eq!(
@@ -500,7 +500,7 @@ consecutive_failures = 0
             (detected_load_at - outage_load_at).as_millis()
         ),
         &format!(
-            "{bad_gateway} of {} got 502 (a retry refused by the budget), {served} were served (under way at the kill), the rest the outage page",
+            "{bad_gateway} of {} got 502 (sent before the kill, then refused), {served} were served (under way at the kill), the rest the outage page",
             outage.len()
         ),
         ratio,

@@ -195,3 +195,45 @@ async fn a_timeout_is_a_latency_sample() {
         "a's estimate took the 300 ms wait: {rtt_ns} ns"
     );
 }
+
+/// A replayed body survives a next member that refuses the connection: `a` hangs (timeout, so
+/// the PUT is retried from its kept copy), `b` is dead (the retry is not sent), `c` gets the whole
+/// body.
+#[tokio::test]
+async fn a_replayed_body_survives_a_member_that_refuses() {
+    let a = TestMember::start(MemberConfig::new("a").hang(true))
+        .await
+        .unwrap();
+    let b = TestMember::start(MemberConfig::new("b")).await.unwrap();
+    let c = TestMember::start(MemberConfig::new("c")).await.unwrap();
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n\n\
+         [farm.app]\npolicy = \"round-robin\"\nfirst_byte_timeout = \"300ms\"\n{}",
+        members_toml("app", &[&a, &b, &c], |_| String::new())
+    );
+    b.kill().await;
+    let proxy = drover(&toml);
+    let r = send_body(proxy.addr(), "PUT", "/upload", vec![7; 1000]).await;
+    assert_eq!(r.text(), "c 1000\n", "c received the whole body");
+}
+
+/// Every member refusing is an outage even when there are more members than retries.
+#[tokio::test]
+async fn members_refusing_past_the_retry_count_run_the_outage_action() {
+    let mut dead = Vec::new();
+    for name in ["a", "b", "c"] {
+        dead.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
+    }
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n\n\
+         [farm.app]\nretries = 1\n{}",
+        members_toml("app", &dead.iter().collect::<Vec<_>>(), |_| String::new())
+    );
+    for m in dead {
+        m.kill().await;
+    }
+    let proxy = drover(&toml);
+    let r = get(proxy.addr(), "/").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("no server is available"), "{}", r.text());
+}
