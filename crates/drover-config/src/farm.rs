@@ -163,6 +163,7 @@ fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
         "random" => PolicyKind::Random,
         "p2c" => PolicyKind::P2c,
         "peak-ewma" => PolicyKind::PeakEwma,
+        "adaptive" => PolicyKind::Adaptive,
         "hash" => return hash(ctx, t),
         _ => {
             let mut message = format!("unknown policy; expected one of {names}");

@@ -307,6 +307,7 @@ impl Farm {
         }
         reported.holds.store(new, Relaxed);
         reported.store(report);
+        self.policy.on_report(&self.members, index, report);
         if out.iter().any(|t| t.flag == Flag::Up) {
             self.refresh();
         }

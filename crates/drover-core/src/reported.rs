@@ -38,6 +38,8 @@ pub(crate) const HOLDS_DRAIN: u8 = HOLD_DRAIN | HOLD_MAINT | HOLD_ZERO;
 #[derive(Debug, Default)]
 pub struct Reported {
     pub(crate) holds: AtomicU8,
+    /// When the last good report was applied, on the [`crate::clock`] scale; 0 = never.
+    received: AtomicU64,
     last: Mutex<Option<LoadReport>>,
     rejects: AtomicU64,
     failures: AtomicU64,
@@ -50,7 +52,16 @@ impl Reported {
         self.last.lock().map(|r| r.clone()).unwrap_or(None)
     }
 
+    /// When the last good report was applied (the report's own `received`, on the
+    /// [`crate::clock`] scale); 0 when none ever was. One atomic load: policies and the
+    /// freshness sweep read it.
+    #[inline]
+    pub fn received(&self) -> u64 {
+        self.received.load(Relaxed)
+    }
+
     pub(crate) fn store(&self, report: &LoadReport) {
+        self.received.fetch_max(report.received, Relaxed);
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         *last = Some(report.clone());
     }

@@ -18,8 +18,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::Member;
+use crate::report::LoadReport;
 use crate::rng::Rng;
 
+mod adaptive;
 mod hash_ring;
 mod least_conn;
 mod p2c;
@@ -28,6 +30,7 @@ mod random;
 mod round_robin;
 mod weighted;
 
+pub use adaptive::Adaptive;
 pub use hash_ring::ConsistentHash;
 pub use least_conn::LeastConn;
 pub use p2c::P2c;
@@ -69,6 +72,8 @@ pub enum PolicyKind {
         key: HashKey,
         bound: f64,
     },
+    /// drover's best rule (see `policy/adaptive.rs` and docs/balancing.md).
+    Adaptive,
 }
 
 impl PolicyKind {
@@ -82,6 +87,7 @@ impl PolicyKind {
             PolicyKind::P2c => "p2c",
             PolicyKind::PeakEwma => "peak-ewma",
             PolicyKind::Hash { .. } => "hash",
+            PolicyKind::Adaptive => "adaptive",
         }
     }
 
@@ -94,6 +100,7 @@ impl PolicyKind {
         "p2c",
         "peak-ewma",
         "hash",
+        "adaptive",
     ];
 
     /// Builds the policy for this member list.
@@ -106,6 +113,7 @@ impl PolicyKind {
             PolicyKind::P2c => Box::new(P2c::new()),
             PolicyKind::PeakEwma => Box::new(PeakEwma::new()),
             PolicyKind::Hash { bound, .. } => Box::new(ConsistentHash::new(members, *bound)),
+            PolicyKind::Adaptive => Box::new(Adaptive::new(members)),
         }
     }
 }
@@ -205,6 +213,14 @@ pub trait Policy: Send + Sync + Debug {
     /// The index in `members` of the member to use, or `None` when none is eligible.
     /// `members` is the same slice the policy was built from.
     fn pick(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Option<usize>;
+
+    /// A good load report about member `index` was applied (any source: push, agent-check, ORCA).
+    /// Policies that turn reported metrics into capacity update their own atomics here; the
+    /// report is never read on the request path. Called off the request path for push and
+    /// agent-check, on it (once per response that carries one) for ORCA, so keep it cheap.
+    fn on_report(&self, members: &[Arc<Member>], index: usize, report: &LoadReport) {
+        let _ = (members, index, report);
+    }
 }
 
 /// First eligible member scanning from `start`, wrapping around. The fallback of every policy
@@ -339,6 +355,7 @@ mod tests {
                 key: HashKey::Source,
                 bound: 1.25,
             },
+            PolicyKind::Adaptive,
         ]
     }
 
