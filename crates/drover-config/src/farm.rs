@@ -43,6 +43,7 @@ const FARM_KEYS: &[&str] = &[
     "slow_start",
     "quiescent",
     "panic_threshold",
+    "reports",
 ];
 const MEMBER_KEYS: &[&str] = &[
     "name", "address", "weight", "route", "enabled", "check", "agent",
@@ -140,6 +141,7 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
         panic_threshold: t.percent(ctx, "panic_threshold", 0.0..=1.0).unwrap_or(0.0),
         preserve_host: t.bool(ctx, "preserve_host").unwrap_or(true),
         rewrite_location: t.bool(ctx, "rewrite_location").unwrap_or(true),
+        reports: crate::reports::farm_reports(ctx, t),
         outage: outage(ctx, t),
     }
 }

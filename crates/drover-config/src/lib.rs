@@ -28,6 +28,7 @@ mod listener;
 pub mod model;
 mod parse;
 mod passive;
+pub mod reports;
 mod retry;
 pub mod units;
 mod walk;

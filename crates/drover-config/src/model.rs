@@ -24,6 +24,76 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// `[farm.<name>]`, in file order.
     pub farms: Vec<Farm>,
+    /// `[reports]`: how pushed load reports are authenticated.
+    pub reports: Reports,
+}
+
+/// `[reports]`: the shared secret that signs pushed load reports (`POST /api/v1/reports`,
+/// `GET /ath/update`), and the replay window. Without a secret, pushes are refused (403).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reports {
+    /// `secret` or `secret_file` (its content, trimmed): the HMAC-SHA256 key, at least 16 bytes.
+    /// Default none: pushes are refused.
+    pub secret: Option<Secret>,
+    /// `window`: a push whose timestamp is further than this from drover's clock is stale, and a
+    /// signed push is accepted once within it. Default 30s.
+    pub window: Duration,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            secret: None,
+            window: crate::reports::DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `[farm.<name>.reports]`: how the farm takes its members' load reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FarmReports {
+    /// `expect`: a member that sends no good report (push, agent-check or ORCA) for longer than
+    /// this is flagged out, and comes in again with its next good report (mod_athena's "expect
+    /// update"). Members get this long from the start before the first one is due. Default none:
+    /// reports never go stale.
+    pub expect: Option<Duration>,
+    /// `orca`: read the ORCA `endpoint-load-metrics` header on members' responses as a load
+    /// report. The header is stripped before the response reaches the client either way.
+    /// Default true.
+    pub orca: bool,
+    /// `orca_request`: ask members for the header by sending `endpoint-load-metrics-format: text`
+    /// on every request. Default false.
+    pub orca_request: bool,
+}
+
+impl Default for FarmReports {
+    fn default() -> Self {
+        FarmReports {
+            expect: None,
+            orca: true,
+            orca_request: false,
+        }
+    }
 }
 
 impl Config {
@@ -302,6 +372,8 @@ pub struct Farm {
     /// `rewrite_location`: rewrite `Location`/`Content-Location` naming a member's own address to the
     /// client-facing host (Apache's `ProxyPassReverse`). Default true.
     pub rewrite_location: bool,
+    /// `[farm.<name>.reports]`: freshness of load reports and ORCA headers.
+    pub reports: FarmReports,
     /// `[farm.<name>.outage]`: what to answer when no member is ready. Default a 503 page.
     pub outage: Outage,
 }

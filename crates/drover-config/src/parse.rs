@@ -14,7 +14,7 @@ use crate::units;
 use crate::walk::{Ctx, Table};
 use crate::{farm, listener};
 
-const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm"];
+const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports"];
 const SERVER_KEYS: &[&str] = &["threads", "grace"];
 const ADMIN_KEYS: &[&str] = &["listen"];
 const PAGE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -45,6 +45,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let root = Table::new(&mut ctx, String::new(), 0, doc.get_ref(), Some(TOP_KEYS));
     let server = server(&mut ctx, &root);
     let (admin, admin_bind) = admin(&mut ctx, &root);
+    let reports = crate::reports::reports(&mut ctx, &root);
     let (farms, farm_names) = farm::farms(&mut ctx, &root);
     let (listeners, mut binds) = listener::listeners(&mut ctx, &root, &farm_names);
     binds.extend(admin_bind);
@@ -55,6 +56,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         admin,
         listeners,
         farms,
+        reports,
     })
 }
 

@@ -40,6 +40,9 @@ pub struct HealthRules {
     /// Share (0..=1) of healthy members below which the farm panics; 0 = never.
     pub panic_threshold: f64,
     pub passive: PassiveRules,
+    /// Report freshness: a member with no good load report for longer than this is flagged out
+    /// ([`Farm::sweep_fresh`]) and comes in with its next good report; zero = off.
+    pub expect: Duration,
 }
 
 /// Passive checks: ejection on failures seen in live traffic.
@@ -67,6 +70,9 @@ pub struct Farm {
     pub members: Vec<Arc<Member>>,
     pub rules: HealthRules,
     policy: Box<dyn Policy>,
+    /// When the farm was built, on the [`clock`] scale: members get `expect` from here before
+    /// their first report is due.
+    started: u64,
     panic: AtomicBool,
     /// Serialises the farm's health decisions that read the whole farm (the ejection cap, panic
     /// mode): they run on flips only, never on a request that succeeds.
@@ -96,6 +102,7 @@ impl Farm {
             members,
             rules: HealthRules::default(),
             policy,
+            started: clock::now(),
             panic: AtomicBool::new(false),
             health_lock: Mutex::new(()),
         }
@@ -308,8 +315,49 @@ impl Farm {
         reported.holds.store(new, Relaxed);
         reported.store(report);
         self.policy.on_report(&self.members, index, report);
+        if !self.rules.expect.is_zero() && !member.state.get(Flag::In) {
+            let source = source_name(report.source);
+            out.extend(member.flip(
+                Flag::In,
+                true,
+                || format!("{source} load report received"),
+                now,
+            ));
+        }
         if out.iter().any(|t| t.flag == Flag::Up) {
             self.refresh();
+        }
+        out
+    }
+
+    /// Report freshness: flags out every member whose last good report (or the farm's start,
+    /// before its first) is older than `expect` at `now`. Run by a timer a few times per
+    /// `expect`; [`Farm::apply_report`] brings a member in again. No-op when `expect` is off.
+    /// Returns each flip with the member's index.
+    pub fn sweep_fresh(&self, now: u64) -> Vec<(usize, Transition)> {
+        let mut out = Vec::new();
+        if self.rules.expect.is_zero() {
+            return out;
+        }
+        let expect = clock::span(self.rules.expect);
+        for (index, m) in self.members.iter().enumerate() {
+            let last = m.reported.received().max(self.started);
+            let silent = now.saturating_sub(last);
+            if silent > expect && m.state.get(Flag::In) {
+                let why = || {
+                    let what = if m.reported.received() == 0 {
+                        "no load report yet"
+                    } else {
+                        "no load report"
+                    };
+                    format!(
+                        "{what} for {:.1}s (expect one every {})",
+                        silent as f64 / 1e9,
+                        show_duration(self.rules.expect)
+                    )
+                };
+                out.extend(m.flip(Flag::In, false, why, now).map(|t| (index, t)));
+            }
         }
         out
     }
@@ -441,3 +489,20 @@ impl Farm {
 
 #[cfg(test)]
 mod tests;
+
+/// How an intake path is named in logs and the API.
+pub fn source_name(source: crate::report::Source) -> &'static str {
+    match source {
+        crate::report::Source::Push => "push",
+        crate::report::Source::AgentCheck => "agent-check",
+        crate::report::Source::Orca => "orca",
+    }
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -266,3 +266,51 @@ fn an_operator_undrain_is_not_undone_by_a_repeated_drain() {
     assert!(agent(&farm, "drain", 3).is_empty());
     assert!(m.state.accepts_new());
 }
+
+#[test]
+fn a_silent_member_goes_out_after_expect_and_comes_in_with_its_next_report() {
+    use crate::report::{LoadReport, Source};
+    let rules = HealthRules {
+        expect: Duration::from_secs(3),
+        ..HealthRules::default()
+    };
+    let farm = farm(2, rules);
+    let t0 = farm.started;
+    // Members get `expect` from the farm's start before their first report is due.
+    assert!(farm.sweep_fresh(t0 + 2 * S).is_empty());
+    let mut report = LoadReport::new("m0", Source::Push, t0 + 2 * S);
+    report.metrics.insert("cpu", 0.5).unwrap();
+    assert!(farm.apply_report(0, &report, t0 + 2 * S).is_empty(), "m0 was in");
+
+    let out = farm.sweep_fresh(t0 + 4 * S);
+    assert_eq!(out.len(), 1, "only m1 never reported: {out:?}");
+    let (index, t) = &out[0];
+    assert_eq!((*index, t.flag, t.value), (1, Flag::In, false));
+    assert!(t.reason.contains("no load report yet"), "{t}");
+    assert!(!farm.members[1].state.is_ready());
+    assert!(farm.members[0].state.is_ready());
+    // Picks avoid the member that is out.
+    assert_eq!(counts(&farm, 50, 1), vec![50, 0]);
+
+    // m0 reported at +2 s, so it goes out after +5 s; sweeping again changes nothing more.
+    let out = farm.sweep_fresh(t0 + 5 * S + 1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, 0);
+    assert!(out[0].1.reason.contains("no load report for 3.0s"), "{}", out[0].1);
+    assert!(farm.sweep_fresh(t0 + 6 * S).is_empty());
+
+    // The next good report, of any source, brings the member in.
+    let report = LoadReport::new("m1", Source::Orca, t0 + 6 * S);
+    let out = farm.apply_report(1, &report, t0 + 6 * S);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flag, out[0].value), (Flag::In, true));
+    assert_eq!(out[0].reason, "orca load report received");
+    assert_eq!(counts(&farm, 50, 1), vec![0, 50]);
+}
+
+#[test]
+fn without_expect_reports_never_go_stale() {
+    let farm = farm(2, HealthRules::default());
+    assert!(farm.sweep_fresh(farm.started + 3600 * S).is_empty());
+    assert!(farm.members.iter().all(|m| m.state.is_ready()));
+}

@@ -1,0 +1,91 @@
+//! `[reports]` (how pushed load reports are authenticated) and `[farm.<name>.reports]` (how a
+//! farm takes its members' reports: freshness, ORCA headers).
+//!
+//! Called by `parse.rs` for the top-level table and by `farm.rs` for each farm. A secret is never
+//! echoed in an error message: a bad `secret` is reported by its length, not its value.
+
+use std::time::Duration;
+
+use crate::model::{FarmReports, Reports, Secret};
+use crate::walk::{Ctx, Table};
+
+const REPORTS_KEYS: &[&str] = &["secret", "secret_file", "window"];
+const FARM_REPORTS_KEYS: &[&str] = &["expect", "orca", "orca_request"];
+/// Shortest accepted secret, in bytes: an HMAC key shorter than this is guessable.
+pub const MIN_SECRET: usize = 16;
+
+/// `[reports]`; the defaults (pushes refused: no secret) when absent.
+pub(crate) fn reports(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Reports {
+    let mut out = Reports::default();
+    let Some(t) = root.table(ctx, "reports", Some(REPORTS_KEYS)) else {
+        return out;
+    };
+    if let Some(w) = t.positive_duration(ctx, "window") {
+        out.window = w;
+    }
+    let inline = t.get("secret").map(|v| (v, t.child("secret")));
+    let file = t.get("secret_file").map(|v| (v, t.child("secret_file")));
+    if let (Some(_), Some((v, key))) = (&inline, &file) {
+        ctx.bad(
+            key,
+            v,
+            "give either secret or secret_file, not both".to_owned(),
+        );
+        return out;
+    }
+    let what = "a string shared with the agents (at least 16 bytes)";
+    let (text, v, key) = if let Some((v, key)) = inline {
+        match ctx.expect_str(&key, v, what) {
+            Some(s) => (s.to_owned(), v, key),
+            None => return out,
+        }
+    } else if let Some((v, key)) = file {
+        let Some(path) = ctx.expect_str(&key, v, "a path to a file holding the secret") else {
+            return out;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(s) => (s.trim().to_owned(), v, key),
+            Err(e) => {
+                ctx.bad(&key, v, format!("cannot read the secret file: {e}"));
+                return out;
+            }
+        }
+    } else {
+        return out;
+    };
+    if text.len() < MIN_SECRET {
+        // The value itself stays out of the message.
+        ctx.error(
+            v.span().start,
+            &key,
+            Some("(hidden)".to_owned()),
+            format!(
+                "too short ({} bytes); use at least {MIN_SECRET} random bytes, e.g. the output of \
+                 `openssl rand -hex 32`",
+                text.len()
+            ),
+        );
+        return out;
+    }
+    out.secret = Some(Secret::new(text));
+    out
+}
+
+/// `[farm.<name>.reports]`; defaults when absent.
+pub(crate) fn farm_reports(ctx: &mut Ctx<'_>, farm: &Table<'_, '_>) -> FarmReports {
+    let mut out = FarmReports::default();
+    let Some(t) = farm.table(ctx, "reports", Some(FARM_REPORTS_KEYS)) else {
+        return out;
+    };
+    out.expect = t.positive_duration(ctx, "expect");
+    if let Some(b) = t.bool(ctx, "orca") {
+        out.orca = b;
+    }
+    if let Some(b) = t.bool(ctx, "orca_request") {
+        out.orca_request = b;
+    }
+    out
+}
+
+/// The replay window used when `window` is absent.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
