@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+mod fresh;
 pub mod probe;
 pub mod schedule;
 

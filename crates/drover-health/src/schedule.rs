@@ -83,6 +83,7 @@ impl HealthService {
             f.checks.iter().any(Option::is_some)
                 || f.agents.iter().any(Option::is_some)
                 || supervised(&f.farm)
+                || !f.farm.rules.expect.is_zero()
         });
         let thread = if busy {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -158,6 +159,9 @@ async fn run(farms: Vec<FarmChecks>, mut stopped: watch::Receiver<bool>) {
         }
         if supervised(&f.farm) {
             tasks.spawn(supervise(Arc::clone(&f.farm)));
+        }
+        if !f.farm.rules.expect.is_zero() {
+            tasks.spawn(crate::fresh::sweep(Arc::clone(&f.farm)));
         }
     }
     let _ = stopped.wait_for(|&s| s).await;

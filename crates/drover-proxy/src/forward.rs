@@ -88,6 +88,8 @@ pub struct Scan {
     forwarding: bool,
     /// `Location` or `Content-Location` is present.
     location: bool,
+    /// `endpoint-load-metrics` (an ORCA load report) is present.
+    orca: bool,
 }
 
 impl Scan {
@@ -109,6 +111,7 @@ impl Scan {
                 8 => scan.location |= s == "location",
                 9 => scan.forwarding |= s == "forwarded",
                 15 => scan.forwarding |= s == "x-forwarded-for",
+                21 => scan.orca |= s == "endpoint-load-metrics",
                 _ => {}
             }
         }
@@ -128,6 +131,11 @@ impl Scan {
 
     pub fn has_location(&self) -> bool {
         self.location
+    }
+
+    /// A member's response carries an ORCA load report.
+    pub fn has_orca(&self) -> bool {
+        self.orca
     }
 }
 

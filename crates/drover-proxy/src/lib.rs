@@ -39,6 +39,7 @@ pub mod forward;
 pub mod handler;
 pub mod idle;
 pub mod loglimit;
+pub mod orca;
 pub mod pool;
 pub mod route;
 pub mod server;

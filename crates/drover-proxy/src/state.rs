@@ -78,6 +78,10 @@ pub struct FarmState {
     pub key: Option<KeySource>,
     /// Rate limit for this farm's outage warnings.
     pub warn: crate::loglimit::LogLimit,
+    /// Read members' ORCA `endpoint-load-metrics` headers as load reports.
+    pub orca: bool,
+    /// Ask members for them (`endpoint-load-metrics-format: text` on each request).
+    pub orca_request: bool,
 }
 
 /// Per-farm request accounting, for the API and for measuring retries against requests.
@@ -91,6 +95,10 @@ pub struct FarmCounters {
     pub retries: AtomicU64,
     /// Retries refused because the farm's retry budget was spent.
     pub budget_refused: AtomicU64,
+    /// ORCA headers applied as load reports.
+    pub orca_reports: AtomicU64,
+    /// ORCA headers rejected (each logged with its reason; none changed anything).
+    pub orca_rejects: AtomicU64,
 }
 
 impl Routing {
@@ -193,6 +201,8 @@ impl FarmState {
             outage,
             key,
             warn: Default::default(),
+            orca: cfg.reports.orca,
+            orca_request: cfg.reports.orca_request,
         }
     }
 }
@@ -215,5 +225,6 @@ pub fn health_rules(cfg: &FarmConfig) -> HealthRules {
             },
             outlier_interval: p.outlier_interval,
         },
+        expect: cfg.reports.expect.unwrap_or_default(),
     }
 }
