@@ -7,4 +7,5 @@
 mod common;
 mod lifecycle;
 mod routes;
+mod sleepy;
 mod ws;
