@@ -41,7 +41,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
         let _health = crate::start_health(&config, &proxy)?;
         print_intro(proxy.addr(), admin, &members);
-        crate::serve_until_signal(proxy, Some(admin)).await
+        let intake = crate::admin::Intake::new(&config.reports);
+        crate::serve_until_signal(proxy, Some((admin, intake))).await
     })
 }
 

@@ -1,7 +1,9 @@
 //! Signed pushes: HMAC-SHA256 over `timestamp + "\n" + body` under a secret shared with the
 //! agents, with a freshness window and a replay guard.
 //!
-//! The agent sends `X-Drover-Timestamp: <unix seconds>` and `X-Drover-Signature: sha256=<hex>`;
+//! The agent sends `X-Drover-Timestamp: <unix seconds>` (a fraction such as `1700000000.125` is
+//! allowed and signed with the rest: send one when pushing more than once a second, or two
+//! identical bodies in one second are one message and the second is a replay) and `X-Drover-Signature: sha256=<hex>`;
 //! the admin listener (later) passes both headers, the raw body (the query string for the GET
 //! form), the wall clock and the farm's window to [`verify`]. Order of checks: timestamp syntax,
 //! freshness (more than `window` away from now, in either direction, is stale), signature
@@ -135,15 +137,19 @@ pub fn verify(
     if secret.is_empty() {
         return Err(unauthorized("no shared secret configured"));
     }
-    if timestamp.is_empty()
-        || timestamp.len() > 19
-        || !timestamp.bytes().all(|b| b.is_ascii_digit())
-    {
+    // Unix seconds, optionally with a fraction (`1700000000.125`): the fraction is signed too, so
+    // an agent that pushes the same body twice within a second still sends two distinct messages.
+    let (secs, frac) = timestamp.split_once('.').unwrap_or((timestamp, "0"));
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(secs, 19) || !digits(frac, 9) {
         return Err(unauthorized(
-            "missing or bad X-Drover-Timestamp (expected unix seconds)",
+            "missing or bad X-Drover-Timestamp (expected unix seconds, e.g. 1700000000 or \
+             1700000000.125)",
         ));
     }
-    let ts: u64 = timestamp
+    let ts: u64 = secs
         .parse()
         .map_err(|_| unauthorized("bad X-Drover-Timestamp"))?;
     let w = window.as_secs();

@@ -177,3 +177,25 @@ fn guard_is_bounded_and_drops_stale_entries_first() {
         RejectKind::Replay
     );
 }
+
+#[test]
+fn a_fractional_timestamp_is_signed_so_two_pushes_in_one_second_are_two_messages() {
+    let guard = ReplayGuard::default();
+    let body = br#"{"member":"m1"}"#;
+    for ts in ["1700000000.1", "1700000000.2", "1700000000.123456789"] {
+        let sig = sign(SECRET, ts, body);
+        check(ts, &sig, body, &guard).unwrap();
+        assert_eq!(
+            check(ts, &sig, body, &guard).unwrap_err().kind,
+            RejectKind::Replay
+        );
+    }
+    // The fraction is part of what is signed: moving it breaks the signature.
+    let sig = sign(SECRET, "1700000000.5", body);
+    let e = check("1700000000.6", &sig, body, &guard).unwrap_err();
+    assert!(e.message.contains("bad signature"), "{e}");
+    for bad in ["1700000000.", ".5", "1700000000.1234567890", "1700000000.5.5", "17e8"] {
+        let e = check(bad, &sign(SECRET, bad, body), body, &guard).unwrap_err();
+        assert!(e.message.contains("X-Drover-Timestamp"), "{bad}: {e}");
+    }
+}

@@ -1,7 +1,9 @@
-//! The admin listener, read-only for now: `GET /api/v1/farms` (every farm and member with flags,
+//! The admin listener: `GET /api/v1/farms` (every farm and member with flags,
 //! weight, counters and health: the last flip with its reason, flips per flag, panic mode, the
 //! farm's requests against its attempts at members; the last load report of each member, its
-//! agent's weight percentage, rejects and failures) and `GET /healthz`. The control-plane issue grows this into the
+//! agent's weight percentage, rejects and failures), `GET /healthz`, the load-report intake
+//! (`POST /api/v1/reports`, `GET /ath/update`, in [`intake`]) and "which member?"
+//! (`GET /api/v1/farms/{farm}/pick`, `GET /ath/balance/?farm`, in [`pick`]). The control-plane issue grows this into the
 //! `drover-admin` crate (writes with auth, dashboard, /metrics).
 
 use std::convert::Infallible;
@@ -12,9 +14,15 @@ use bytes::Bytes;
 use drover_core::{Flag, Member, Source, clock};
 use drover_proxy::Proxy;
 use http_body_util::Full;
+use http_body_util::BodyExt;
 use hyper::{
     Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
 };
+
+mod intake;
+mod pick;
+
+pub use intake::Intake;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -33,6 +41,11 @@ struct FarmView<'a> {
     retries: u64,
     /// Retries refused because the retry budget was spent.
     budget_refused: u64,
+    /// ORCA headers applied as load reports, and rejected.
+    orca_reports: u64,
+    orca_rejects: u64,
+    /// `[farm.X.reports] expect` in seconds: members silent longer are out; `null` = never.
+    expect_s: Option<f64>,
     members: Vec<MemberView<'a>>,
 }
 
@@ -73,7 +86,7 @@ struct MemberView<'a> {
     connections: u32,
     /// The agent's share of `weight`, in percent (100 until an agent reports).
     weight_pct: u32,
-    /// The member's last load report (agent-check reply), if any.
+    /// The member's last load report (push, agent-check reply or ORCA header), if any.
     reported: Option<ReportView>,
     /// Agent replies rejected as malformed (none changed anything).
     report_rejects: u64,
@@ -97,14 +110,17 @@ struct ReportView {
     age_s: f64,
 }
 
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, intake: Arc<Intake>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let proxy = Arc::clone(&proxy);
+        let intake = Arc::clone(&intake);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| answer(Arc::clone(&proxy), req));
+            let svc = service_fn(move |req| {
+                answer(Arc::clone(&proxy), Arc::clone(&intake), peer, req)
+            });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -112,22 +128,54 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     }
 }
 
+fn text(status: StatusCode, body: impl Into<Bytes>) -> (StatusCode, &'static str, Bytes) {
+    (status, "text/plain; charset=utf-8", body.into())
+}
+
 async fn answer(
     proxy: Arc<Proxy>,
+    intake: Arc<Intake>,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        ("GET", "/api/v1/farms") => (StatusCode::OK, "application/json", farms_json(&proxy)),
-        ("GET", _) => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let (status, ctype, body) = match (req.method().as_str(), path.as_str()) {
+        ("GET", "/healthz") => text(StatusCode::OK, Bytes::from_static(b"ok\n")),
+        ("GET", "/api/v1/farms") => (
+            StatusCode::OK,
+            "application/json",
+            farms_json(&proxy, &intake),
         ),
-        _ => (
+        ("POST", "/api/v1/reports") => {
+            let (parts, body) = req.into_parts();
+            // One byte over the limit is enough to answer 413 without reading the rest.
+            let limited = http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
+            match limited.collect().await {
+                Ok(b) => {
+                    let a = intake.post(&proxy.routing(), &parts.headers, &b.to_bytes(), peer);
+                    text(a.status, a.body)
+                }
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    let a = intake.too_large(peer);
+                    text(a.status, a.body)
+                }
+                Err(_) => text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n"),
+            }
+        }
+        ("GET", "/ath/update" | "/ath/update/") => {
+            let a = intake.get(&proxy.routing(), req.headers(), &query, peer);
+            text(a.status, a.body)
+        }
+        ("GET", "/ath/balance" | "/ath/balance/") => pick::balance(&proxy.routing(), &query),
+        ("GET", p) if p.starts_with("/api/v1/farms/") && p.ends_with("/pick") => {
+            let farm = &p["/api/v1/farms/".len()..p.len() - "/pick".len()];
+            pick::pick(&proxy.routing(), farm)
+        }
+        ("GET", _) => text(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
+        _ => text(
             StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            Bytes::from_static(b"read-only\n"),
+            Bytes::from_static(b"method not allowed\n"),
         ),
     };
     let mut res = Response::new(Full::new(body));
@@ -174,7 +222,7 @@ fn reported(m: &Member) -> Option<ReportView> {
     })
 }
 
-fn farms_json(proxy: &Proxy) -> Bytes {
+fn farms_json(proxy: &Proxy, intake: &Intake) -> Bytes {
     let routing = proxy.routing();
     let farms: Vec<FarmView<'_>> = routing
         .farms
@@ -187,6 +235,9 @@ fn farms_json(proxy: &Proxy) -> Bytes {
             attempts: f.counters.attempts.load(Relaxed),
             retries: f.counters.retries.load(Relaxed),
             budget_refused: f.counters.budget_refused.load(Relaxed),
+            orca_reports: f.counters.orca_reports.load(Relaxed),
+            orca_rejects: f.counters.orca_rejects.load(Relaxed),
+            expect_s: (!f.farm.rules.expect.is_zero()).then(|| f.farm.rules.expect.as_secs_f64()),
             members: f
                 .farm
                 .members
@@ -223,8 +274,13 @@ fn farms_json(proxy: &Proxy) -> Bytes {
                 .collect(),
         })
         .collect();
+    let reports = serde_json::json!({
+        "accepted": intake.accepted.load(Relaxed),
+        "rejected": intake.rejected(),
+    });
     let mut out =
-        serde_json::to_vec_pretty(&serde_json::json!({ "farms": farms })).unwrap_or_default();
+        serde_json::to_vec_pretty(&serde_json::json!({ "farms": farms, "reports": reports }))
+            .unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }

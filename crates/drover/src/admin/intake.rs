@@ -1,0 +1,201 @@
+//! Pushed load reports: `POST /api/v1/reports` (JSON, one or many members) and the mod_athena-style
+//! `GET /ath/update?member=m1&cpu=0.42&...`, both signed with the `[reports]` secret.
+//!
+//! Where it sits: the admin listener routes both here. Order of checks, each answered with a 4xx
+//! and its reason in the body, and none changing any state: push configured at all (403 without a
+//! secret), body size (413), signature, freshness and replay (401,
+//! `drover_core::report::push::verify`: HMAC-SHA256 over `timestamp + "\n" + body`, or over the
+//! query string for the GET form), format (400, `parse_json` / `parse_query`), and every member
+//! named exists in some farm (404). Only then is each report applied, to every farm that has a
+//! member of that name (a host in several farms reports once), through `Farm::apply_report`.
+//!
+//! Counters: accepted reports and rejected calls by reason, shown in `GET /api/v1/farms` under
+//! `reports`. Each reject is also logged at warn, one line with the peer address and the reason.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use drover_config::{Reports, Secret};
+use drover_core::report::push::{self, DEFAULT_REPLAY_CAPACITY, ReplayGuard};
+use drover_core::{LoadReport, RejectKind, clock};
+use drover_proxy::state::Routing;
+use hyper::{HeaderMap, StatusCode};
+
+/// The push intake's settings and counters.
+#[derive(Debug)]
+pub struct Intake {
+    secret: Option<Secret>,
+    window: Duration,
+    guard: ReplayGuard,
+    pub accepted: AtomicU64,
+    /// Rejected calls, by [`RejectKind`] (in `REJECT_KINDS` order), then unknown member, then
+    /// push disabled.
+    rejected: [AtomicU64; 8],
+}
+
+const REJECT_KINDS: [RejectKind; 6] = [
+    RejectKind::Malformed,
+    RejectKind::Invalid,
+    RejectKind::TooLarge,
+    RejectKind::Unauthorized,
+    RejectKind::Stale,
+    RejectKind::Replay,
+];
+const UNKNOWN_MEMBER: usize = 6;
+const DISABLED: usize = 7;
+
+/// An answer to a push: status and a one-line body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Intake {
+    pub fn new(cfg: &Reports) -> Self {
+        Intake {
+            secret: cfg.secret.clone(),
+            window: cfg.window,
+            guard: ReplayGuard::new(DEFAULT_REPLAY_CAPACITY),
+            accepted: AtomicU64::new(0),
+            rejected: Default::default(),
+        }
+    }
+
+    /// Rejected calls by reason label, for the API.
+    pub fn rejected(&self) -> serde_json::Map<String, serde_json::Value> {
+        let labels = REJECT_KINDS
+            .iter()
+            .map(|k| k.as_str())
+            .chain(["unknown_member", "disabled"]);
+        labels
+            .zip(&self.rejected)
+            .map(|(l, n)| (l.to_owned(), n.load(Relaxed).into()))
+            .collect()
+    }
+
+    /// `POST /api/v1/reports` with `body` (already read, at most `push::MAX_BODY` + 1 bytes).
+    pub fn post(&self, routing: &Routing, headers: &HeaderMap, body: &Bytes, peer: SocketAddr) -> Answer {
+        if body.len() > push::MAX_BODY {
+            return self.too_large(peer);
+        }
+        self.take(routing, headers, body, peer, |now| push::parse_json(body, now))
+    }
+
+    /// A push body over `push::MAX_BODY` (answered without reading the rest).
+    pub fn too_large(&self, peer: SocketAddr) -> Answer {
+        let why = format!("push body: too large (at most {} bytes)", push::MAX_BODY);
+        self.refuse(2, StatusCode::PAYLOAD_TOO_LARGE, why, peer)
+    }
+
+    /// `GET /ath/update?<query>`.
+    pub fn get(&self, routing: &Routing, headers: &HeaderMap, query: &str, peer: SocketAddr) -> Answer {
+        if query.len() > push::MAX_QUERY {
+            let why = format!("push query: too long (at most {} bytes)", push::MAX_QUERY);
+            return self.refuse(2, StatusCode::URI_TOO_LONG, why, peer);
+        }
+        let signed = Bytes::copy_from_slice(query.as_bytes());
+        self.take(routing, headers, &signed, peer, |now| {
+            push::parse_query(query, now).map(|r| vec![r])
+        })
+    }
+
+    fn take(
+        &self,
+        routing: &Routing,
+        headers: &HeaderMap,
+        signed: &[u8],
+        peer: SocketAddr,
+        parse: impl FnOnce(u64) -> Result<Vec<LoadReport>, drover_core::Reject>,
+    ) -> Answer {
+        let Some(secret) = &self.secret else {
+            let why = "push intake is off: set [reports] secret (or secret_file) in the config \
+                       and sign pushes with it";
+            return self.refuse(DISABLED, StatusCode::FORBIDDEN, why.to_owned(), peer);
+        };
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(r) = push::verify(
+            secret.expose(),
+            header("x-drover-timestamp"),
+            header("x-drover-signature"),
+            signed,
+            unix,
+            self.window,
+            &self.guard,
+        ) {
+            return self.reject(&r, peer);
+        }
+        let now = clock::now();
+        let reports = match parse(now) {
+            Ok(r) => r,
+            Err(r) => return self.reject(&r, peer),
+        };
+        // Every member must exist before anything is applied: a call is all or nothing.
+        for (i, r) in reports.iter().enumerate() {
+            let known = routing
+                .farms
+                .iter()
+                .any(|f| f.farm.members.iter().any(|m| m.name() == r.member));
+            if !known {
+                let why = format!(
+                    "push: report {i}: unknown member {:?} (no farm has a member of that name)",
+                    r.member
+                );
+                return self.refuse(UNKNOWN_MEMBER, StatusCode::NOT_FOUND, why, peer);
+            }
+        }
+        let mut applied = 0;
+        for r in &reports {
+            for f in &routing.farms {
+                let farm = &f.farm;
+                for (index, m) in farm.members.iter().enumerate() {
+                    if m.name() != r.member {
+                        continue;
+                    }
+                    applied += 1;
+                    for t in farm.apply_report(index, r, now) {
+                        tracing::info!(farm = %farm.name, member = m.name(), "member {} {t}", m.name());
+                    }
+                }
+            }
+        }
+        self.accepted.fetch_add(reports.len() as u64, Relaxed);
+        Answer {
+            status: StatusCode::OK,
+            body: format!(
+                "{{\"accepted\":{},\"applied\":{applied}}}\n",
+                reports.len()
+            ),
+        }
+    }
+
+    fn reject(&self, r: &drover_core::Reject, peer: SocketAddr) -> Answer {
+        let slot = REJECT_KINDS.iter().position(|k| *k == r.kind).unwrap_or(0);
+        let status = match r.kind {
+            RejectKind::Malformed | RejectKind::Invalid => StatusCode::BAD_REQUEST,
+            RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RejectKind::Unauthorized | RejectKind::Stale | RejectKind::Replay => {
+                StatusCode::UNAUTHORIZED
+            }
+        };
+        self.refuse(slot, status, r.to_string(), peer)
+    }
+
+    fn refuse(&self, slot: usize, status: StatusCode, why: String, peer: SocketAddr) -> Answer {
+        self.rejected[slot].fetch_add(1, Relaxed);
+        tracing::warn!(%peer, status = status.as_u16(), "load report rejected: {why}");
+        Answer {
+            status,
+            body: format!("{why}\n"),
+        }
+    }
+}
