@@ -1,4 +1,4 @@
-//! drover: the one binary — `serve`, `check`, `demo`.
+//! drover: the one binary — `serve`, `check`, `demo`, `agent`.
 //!
 //! Where it sits: on top of everything. It parses the command line, loads and validates the config
 //! with `drover-config`, starts the data plane (`drover-proxy`) and the small read-only admin
@@ -60,6 +60,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: std::net::SocketAddr,
     },
+    /// Run on a member: measure its load, push signed reports to drover nodes, serve an
+    /// agent-check port (see docs/agent.md).
+    Agent(drover_agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Serve { config, threads } => serve(&config, threads),
         Command::Demo { listen, admin } => demo::run(listen, admin),
+        Command::Agent(args) => drover_agent::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,10 +128,7 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     raise_fd_limit();
     let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
     let _health = start_health(&config, &proxy)?;
-    let admin = config
-        .admin
-        .map(|a| (a.listen, admin::Intake::new(&config.reports)));
-    run_until_signal(proxy, admin)
+    run_until_signal(proxy, config.admin.map(|a| a.listen))
 }
 
 /// Starts the active checks and the ejection supervisors over the farms the proxy serves (the same
@@ -152,10 +153,7 @@ pub(crate) fn start_health(
     drover_health::HealthService::start(farms).context("cannot start the health checks")
 }
 
-fn run_until_signal(
-    proxy: Proxy,
-    admin: Option<(std::net::SocketAddr, admin::Intake)>,
-) -> anyhow::Result<()> {
+fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -166,20 +164,16 @@ fn run_until_signal(
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
 pub(crate) async fn serve_until_signal(
     proxy: Proxy,
-    admin: Option<(std::net::SocketAddr, admin::Intake)>,
+    admin: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     {
         let proxy = std::sync::Arc::new(proxy);
-        if let Some((addr, intake)) = admin {
+        if let Some(addr) = admin {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
             tracing::info!(%addr, "admin listening");
-            tokio::spawn(admin::serve(
-                listener,
-                std::sync::Arc::clone(&proxy),
-                std::sync::Arc::new(intake),
-            ));
+            tokio::spawn(admin::serve(listener, std::sync::Arc::clone(&proxy)));
         }
         wait_for_signal().await?;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
