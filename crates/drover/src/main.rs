@@ -128,7 +128,10 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     raise_fd_limit();
     let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
     let _health = start_health(&config, &proxy)?;
-    run_until_signal(proxy, config.admin.map(|a| a.listen))
+    let admin = config
+        .admin
+        .map(|a| (a.listen, admin::Intake::new(&config.reports)));
+    run_until_signal(proxy, admin)
 }
 
 /// Starts the active checks and the ejection supervisors over the farms the proxy serves (the same
@@ -153,7 +156,10 @@ pub(crate) fn start_health(
     drover_health::HealthService::start(farms).context("cannot start the health checks")
 }
 
-fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+fn run_until_signal(
+    proxy: Proxy,
+    admin: Option<(std::net::SocketAddr, admin::Intake)>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,16 +170,20 @@ fn run_until_signal(proxy: Proxy, admin: Option<std::net::SocketAddr>) -> anyhow
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
 pub(crate) async fn serve_until_signal(
     proxy: Proxy,
-    admin: Option<std::net::SocketAddr>,
+    admin: Option<(std::net::SocketAddr, admin::Intake)>,
 ) -> anyhow::Result<()> {
     {
         let proxy = std::sync::Arc::new(proxy);
-        if let Some(addr) = admin {
+        if let Some((addr, intake)) = admin {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
             tracing::info!(%addr, "admin listening");
-            tokio::spawn(admin::serve(listener, std::sync::Arc::clone(&proxy)));
+            tokio::spawn(admin::serve(
+                listener,
+                std::sync::Arc::clone(&proxy),
+                std::sync::Arc::new(intake),
+            ));
         }
         wait_for_signal().await?;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
