@@ -6,15 +6,15 @@
 //!
 //! Schedule per node: wait the interval (or the backoff), +-10% jitter so that many agents started
 //! together do not push in step, then push the newest snapshot not pushed yet (waiting for the
-//! next collection if there is none). Two collections can render the same body (a busy member at
-//! cpu 1.0 with a steady load): a body the node accepted within the same second is not pushed
-//! again, since the same timestamp and body make the same signature, which the node's replay guard
-//! would refuse. A failure (connect error, timeout, non-2xx answer) doubles the wait, from
+//! next collection if there is none). A failure (connect error, timeout, non-2xx answer) doubles the wait, from
 //! the interval up to [`MAX_BACKOFF`]; a success brings it back to the interval. The first failure
 //! is logged at warn, the recovery at info; the tries in between only at debug.
 //!
-//! Signing: `X-Drover-Timestamp: <unix seconds>` and `X-Drover-Signature:
-//! drover_core::report::push::sign(secret, timestamp, body)`. Transport: HTTP/1.1 with hyper, a
+//! Signing: `X-Drover-Timestamp: <unix seconds, with milliseconds>` (e.g. `1700000000.125`) and `X-Drover-Signature:
+//! drover_core::report::push::sign(secret, timestamp, body)`. The fraction is signed too: two
+//! collections can render the same body (a busy member at cpu 1.0 with a steady load), and with
+//! whole seconds two such pushes in one second would be one message, the second refused by the
+//! node's replay guard. Transport: HTTP/1.1 with hyper, a
 //! new connection per push (one push every few seconds does not need a pool, and a new connection
 //! cannot be a half-dead one). `https` is not supported: run the agent next to a TLS proxy or on
 //! a trusted network; the signature authenticates the report either way, but does not hide it.
@@ -99,28 +99,27 @@ pub enum PushError {
     Status { status: u16, body: String },
 }
 
-/// Unix seconds now, the `X-Drover-Timestamp` of a push.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
+/// The `X-Drover-Timestamp` of a push sent now: unix seconds with milliseconds.
+pub fn timestamp_now() -> String {
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default();
+    format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
-/// Sends `body` to `target` once, signed with `secret` at `ts` (unix seconds), within `timeout`.
+/// Sends `body` to `target` once, signed with `secret`, within `timeout`.
 pub async fn push_once(
     target: &Target,
     body: &str,
     secret: &[u8],
-    ts: u64,
     timeout: Duration,
 ) -> Result<(), PushError> {
-    tokio::time::timeout(timeout, send(target, body, secret, ts))
+    tokio::time::timeout(timeout, send(target, body, secret))
         .await
         .map_err(|_| PushError::Timeout(timeout))?
 }
 
-async fn send(target: &Target, body: &str, secret: &[u8], ts: u64) -> Result<(), PushError> {
+async fn send(target: &Target, body: &str, secret: &[u8]) -> Result<(), PushError> {
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(PushError::Connect)?;
@@ -129,7 +128,7 @@ async fn send(target: &Target, body: &str, secret: &[u8], ts: u64) -> Result<(),
     let conn = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let ts = ts.to_string();
+    let ts = timestamp_now();
     let signature = drover_core::report::push::sign(secret, &ts, body.as_bytes());
     let request = Request::post(target.path.as_str())
         .header(hyper::header::HOST, target.authority.as_str())
@@ -200,8 +199,6 @@ pub async fn run(
     let mut jitter = Jitter::new(salt);
     let mut failures: u32 = 0;
     let mut last_pushed = 0;
-    // The timestamp and body of the last accepted push.
-    let mut last_ok: Option<(u64, String)> = None;
     loop {
         let snapshot = {
             let current = Arc::clone(&snapshots.borrow_and_update());
@@ -214,25 +211,13 @@ pub async fn run(
                 Arc::clone(&snapshots.borrow_and_update())
             }
         };
-        let ts = unix_now();
-        if last_ok
-            .as_ref()
-            .is_some_and(|(t, body)| *t == ts && *body == snapshot.json)
-        {
-            // The node accepted this very body in this very second: the same signature again
-            // would be refused as a replay, and it would tell the node nothing new.
-            last_pushed = snapshot.seq;
-            tokio::time::sleep(jitter.apply(interval)).await;
-            continue;
-        }
-        match push_once(&target, &snapshot.json, &secret, ts, timeout).await {
+        match push_once(&target, &snapshot.json, &secret, timeout).await {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(node = %target.url, failures, "push recovered");
                 }
                 failures = 0;
                 last_pushed = snapshot.seq;
-                last_ok = Some((ts, snapshot.json.clone()));
                 tracing::debug!(node = %target.url, seq = snapshot.seq, "pushed");
             }
             Err(e) => {
@@ -276,6 +261,26 @@ mod tests {
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn timestamps_carry_milliseconds_and_verify() {
+        let ts = timestamp_now();
+        let (secs, millis) = ts.split_once('.').unwrap();
+        assert!(secs.len() >= 10 && millis.len() == 3, "{ts}");
+        let sig = drover_core::report::push::sign(b"s", &ts, b"{}");
+        let guard = drover_core::report::push::ReplayGuard::default();
+        let now = secs.parse().unwrap();
+        drover_core::report::push::verify(
+            b"s",
+            &ts,
+            &sig,
+            b"{}",
+            now,
+            Duration::from_secs(30),
+            &guard,
+        )
+        .unwrap();
     }
 
     #[test]

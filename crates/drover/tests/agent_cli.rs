@@ -52,13 +52,7 @@ fn once_prints_a_report_the_push_parser_accepts() {
 
 #[test]
 fn a_failing_health_script_makes_once_print_down() {
-    let out = agent(&[
-        "--member",
-        "m1",
-        "--once",
-        "--health-script",
-        "/bin/false",
-    ]);
+    let out = agent(&["--member", "m1", "--once", "--health-script", "/bin/false"]);
     assert!(out.status.success());
     let report = parse_json(&out.stdout, 0).unwrap().remove(0);
     assert_eq!(report.health, Some(AgentState::Down));
