@@ -17,6 +17,8 @@ use crate::push::Target;
 
 /// Environment variable read for the push secret when `--secret-file` is not given.
 pub const SECRET_ENV: &str = "DROVER_AGENT_SECRET";
+/// Shortest push secret, in bytes: what drover accepts for `[reports] secret`.
+pub const MIN_SECRET: usize = 16;
 
 /// `drover agent`: collect this member's load, push it to drover nodes, serve it for pulls.
 #[derive(Debug, Clone, clap::Parser)]
@@ -251,8 +253,12 @@ fn read_secret(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
         })?,
     };
     let secret = text.trim();
-    if secret.is_empty() {
-        return Err("the push secret is empty".into());
+    // drover refuses a `[reports] secret` shorter than this; fail here rather than on every push.
+    if secret.len() < MIN_SECRET {
+        return Err(format!(
+            "the push secret is {} bytes; drover requires at least {MIN_SECRET} (e.g. `openssl rand -hex 32`)",
+            secret.len()
+        ));
     }
     Ok(secret.as_bytes().to_vec())
 }
@@ -350,5 +356,30 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("https") && e.contains("/nonexistent"), "{e}");
         assert!(parse(&["--member", "m1", "--interval", "2 s", "--once"]).is_err());
+        let short = std::env::temp_dir().join(format!("drover-agent-short-{}", std::process::id()));
+        std::fs::write(&short, "tooshort\n").unwrap();
+        let e = parse(&[
+            "--member",
+            "m1",
+            "--push",
+            "http://n1:9090",
+            "--secret-file",
+            short.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(e.contains("at least 16"), "{e}");
+        let long = short.with_extension("long");
+        std::fs::write(&long, " 0123456789abcdef0123\n").unwrap();
+        let c = parse(&[
+            "--member",
+            "m1",
+            "--push",
+            "http://n1:9090",
+            "--secret-file",
+            long.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(c.secret, b"0123456789abcdef0123");
+        let _ = (std::fs::remove_file(short), std::fs::remove_file(long));
     }
 }

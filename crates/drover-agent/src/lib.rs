@@ -30,7 +30,7 @@ pub mod push;
 pub mod serve;
 pub mod wire;
 
-pub use cli::{Args, Config, MetricSource, MetricSpec, SECRET_ENV};
+pub use cli::{Args, Config, MIN_SECRET, MetricSource, MetricSpec, SECRET_ENV};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
