@@ -28,7 +28,7 @@
 //! `up NN%` with NN = round(100 x (1 - utilisation)) clamped to 1..=100
 //! ([`SleepyConfig::agent`]); pushes every interval to each target's
 //! `POST /api/v1/reports` with `{"member": name, "metrics": {"cpu": u, "queue": q}}`, signed with
-//! `drover_core::report::push::sign` ([`Push`]).
+//! `drover_core::report::push::sign` over a millisecond timestamp ([`Push`]).
 //!
 //! Concurrency: tokio tasks on the caller's runtime (accept loop, one per connection, one per job,
 //! the utilisation sampler, hidden load, agent port, pusher). Counters are relaxed atomics. Dropping

@@ -85,7 +85,7 @@ pub fn push_body(member: &str, utilization: f64, queue: u32) -> String {
 }
 
 /// Every interval, pushes the member's load to each target; one kept-alive connection per target,
-/// opened again after an error.
+/// opened again after an error. `X-Drover-Timestamp` is unix seconds with milliseconds.
 pub(crate) async fn push_loop(state: Arc<State>, rx: watch::Receiver<bool>) {
     let Some(push) = state.cfg.push.clone() else {
         return;
@@ -104,10 +104,12 @@ pub(crate) async fn push_loop(state: Arc<State>, rx: watch::Receiver<bool>) {
             state.utilization(),
             state.queue.load(Relaxed),
         );
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .to_string();
+        // Milliseconds: two pushes of the same load within one second are distinct messages,
+        // not a replay (drover signs and accepts a fractional timestamp).
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or_else(
+            |_| "0".to_owned(),
+            |d| format!("{}.{:03}", d.as_secs(), d.subsec_millis()),
+        );
         let sig = drover_core::report::push::sign(&push.secret, &ts, body.as_bytes());
         for (target, conn) in push.targets.iter().zip(conns.iter_mut()) {
             let sent = tokio::time::timeout(
