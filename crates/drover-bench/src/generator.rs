@@ -1,0 +1,301 @@
+//! The open-loop load generator: Poisson arrivals at a fixed rate, each request sent at its
+//! scheduled time whatever happened to the earlier ones, and its latency measured from that
+//! scheduled time, so a stalled balancer cannot hide its stall by slowing the generator down
+//! (no coordinated omission).
+//!
+//! Where it sits: `run.rs` calls [`run`] once per run, after the members (and drover) are up. It
+//! sends `GET /` with `X-Drover-Seed: <u64>` either to drover listeners ([`Route::Proxies`],
+//! alternating between them when there are several) or, for the oracle, straight to the member
+//! whose true queue (its shared `Arc<AtomicU32>`) is the shortest, ties broken at random
+//! ([`Route::Oracle`]).
+//!
+//! Determinism: arrival gaps, job seeds and tie-breaks come from three splitmix64 streams of the
+//! run's seed, so every policy of one repetition faces the same arrivals and the same jobs.
+//!
+//! Concurrency: one scheduling loop on the caller's task; one spawned task per request, bounded
+//! by the timeout (a request not answered by scheduled time + timeout is an error and is
+//! dropped, which closes its connection). Results go into one `Mutex`-guarded accumulator, taken
+//! once per answer (about a thousand times a second at most; not the system under test).
+//! Connections: a hyper keep-alive pool with no cap on idle connections, so the pool grows to the
+//! concurrency the run needs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use drover_testkit::sleepy::{X_DROVER_SEED, splitmix};
+use hdrhistogram::Histogram;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::stats::RunResult;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Where requests go.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// Through drover: request `i` goes to listener `i % n`.
+    Proxies(Vec<SocketAddr>),
+    /// Straight to the member with the smallest true queue.
+    Oracle(Vec<OracleMember>),
+}
+
+#[derive(Clone, Debug)]
+pub struct OracleMember {
+    pub addr: SocketAddr,
+    pub queue: Arc<AtomicU32>,
+}
+
+/// The load of one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Requests per second (Poisson).
+    pub rate: f64,
+    pub warmup: Duration,
+    pub window: Duration,
+    pub seed: u64,
+    /// A request not answered by its scheduled time + this is an error.
+    pub timeout: Duration,
+    /// A send later than this against its schedule counts as late...
+    pub lag_threshold: Duration,
+    /// ...and a run with more than this share of late sends is void.
+    pub max_late_share: f64,
+}
+
+struct Acc {
+    latency: Histogram<u64>,
+    lag: Histogram<u64>,
+    requests: u64,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    share: BTreeMap<String, u64>,
+    late: u64,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 us to 1 hour, 3 significant digits. Infallible: `new_with_bounds` fails only for
+    // low < 1, high < 2 x low or sigfig > 5, and these constants are none of those.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn lock(acc: &Mutex<Acc>) -> std::sync::MutexGuard<'_, Acc> {
+    acc.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Uniform in (0, 1) from 64 random bits.
+fn unit(x: u64) -> f64 {
+    ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// Index of the smallest queue; among equals, the `r`-th (mod their count).
+pub fn pick_shortest(queues: impl Iterator<Item = u32> + Clone, r: u64) -> usize {
+    let min = queues.clone().min().unwrap_or(0);
+    let ties = queues.clone().filter(|&q| q == min).count().max(1);
+    let k = (r % ties as u64) as usize;
+    queues
+        .enumerate()
+        .filter(|&(_, q)| q == min)
+        .nth(k)
+        .map_or(0, |(i, _)| i)
+}
+
+/// Sends the load along `route` and measures it; the result has every field but the run's
+/// identity (scenario, policy, ...), which the caller fills in.
+pub async fn run(route: &Route, load: &Load) -> RunResult {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(usize::MAX)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector);
+    let uri = |a: &SocketAddr| -> Uri {
+        format!("http://{a}/")
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1/"))
+    };
+    let (targets, queues): (Vec<Uri>, Vec<Arc<AtomicU32>>) = match route {
+        Route::Proxies(a) => (a.iter().map(uri).collect(), Vec::new()),
+        Route::Oracle(m) => (
+            m.iter().map(|m| uri(&m.addr)).collect(),
+            m.iter().map(|m| Arc::clone(&m.queue)).collect(),
+        ),
+    };
+    let acc = Arc::new(Mutex::new(Acc {
+        latency: histogram(),
+        lag: histogram(),
+        requests: 0,
+        ok: 0,
+        errors: BTreeMap::new(),
+        share: BTreeMap::new(),
+        late: 0,
+    }));
+    let (s_arrive, s_job, s_tie) = (
+        splitmix(load.seed, 11),
+        splitmix(load.seed, 12),
+        splitmix(load.seed, 13),
+    );
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + load.warmup;
+    let end = measure_from + load.window;
+    let mut tasks = JoinSet::new();
+    let mut t = start;
+    let mut i = 0u64;
+    loop {
+        let gap = -unit(splitmix(s_arrive, i)).ln() / load.rate.max(1e-9);
+        t += Duration::from_secs_f64(gap.min(3600.0));
+        if t >= end {
+            break;
+        }
+        tokio::time::sleep_until(t).await;
+        let lag = Instant::now().saturating_duration_since(t);
+        let measured = t >= measure_from;
+        if measured {
+            let mut a = lock(&acc);
+            a.requests += 1;
+            let _ = a.lag.record(lag.as_micros().max(1) as u64);
+            if lag > load.lag_threshold {
+                a.late += 1;
+            }
+        }
+        let target = if queues.is_empty() {
+            (i % targets.len().max(1) as u64) as usize
+        } else {
+            pick_shortest(queues.iter().map(|q| q.load(Relaxed)), splitmix(s_tie, i))
+        };
+        let seed = splitmix(s_job, i);
+        let (client, uri, acc) = (client.clone(), targets[target].clone(), Arc::clone(&acc));
+        tasks.spawn(one(client, uri, seed, t, load.timeout, measured, acc));
+        i += 1;
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let a = lock(&acc);
+    let q = |p: f64| a.latency.value_at_quantile(p) as f64 / 1000.0;
+    let late_share = if a.requests == 0 {
+        0.0
+    } else {
+        a.late as f64 / a.requests as f64
+    };
+    let (void, void_reason) = if late_share > load.max_late_share {
+        (
+            true,
+            Some(format!(
+                "generator behind schedule: {:.2}% of sends more than {} ms late (limit {:.2}%)",
+                100.0 * late_share,
+                load.lag_threshold.as_millis(),
+                100.0 * load.max_late_share
+            )),
+        )
+    } else {
+        (false, None)
+    };
+    RunResult {
+        rate: load.rate,
+        requests: a.requests,
+        ok: a.ok,
+        errors: a.errors.values().sum(),
+        errors_by_kind: a.errors.clone(),
+        p50_ms: q(0.5),
+        p90_ms: q(0.9),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: a.latency.max() as f64 / 1000.0,
+        mean_ms: a.latency.mean() / 1000.0,
+        share: a.share.clone(),
+        lag_p99_ms: a.lag.value_at_quantile(0.99) as f64 / 1000.0,
+        lag_max_ms: a.lag.max() as f64 / 1000.0,
+        late_share,
+        void,
+        void_reason,
+        ..RunResult::default()
+    }
+}
+
+async fn one(
+    client: HttpClient,
+    uri: Uri,
+    seed: u64,
+    scheduled: Instant,
+    timeout: Duration,
+    measured: bool,
+    acc: Arc<Mutex<Acc>>,
+) {
+    let req = Request::get(uri)
+        .header(X_DROVER_SEED, seed)
+        .body(Empty::new());
+    let exchange = async {
+        let req = req.map_err(|e| format!("request: {e}"))?;
+        let res = client.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                "connect".to_owned()
+            } else {
+                "transport".to_owned()
+            }
+        })?;
+        let status = res.status();
+        let member = res
+            .headers()
+            .get("x-member")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        res.into_body()
+            .collect()
+            .await
+            .map_err(|_| "body".to_owned())?;
+        Ok::<_, String>((status, member))
+    };
+    let outcome = tokio::time::timeout_at(scheduled + timeout, exchange).await;
+    if !measured {
+        return;
+    }
+    let latency = Instant::now().saturating_duration_since(scheduled);
+    let mut a = lock(&acc);
+    let error = match outcome {
+        Err(_) => Some("timeout".to_owned()),
+        Ok(Err(kind)) => Some(kind),
+        Ok(Ok((status, member))) => {
+            if let Some(m) = member {
+                *a.share.entry(m).or_insert(0) += 1;
+            }
+            if status.is_success() {
+                None
+            } else {
+                Some(format!("status {}", status.as_u16()))
+            }
+        }
+    };
+    match error {
+        None => {
+            a.ok += 1;
+            let _ = a.latency.record(latency.as_micros().max(1) as u64);
+        }
+        Some(kind) => {
+            *a.errors.entry(kind).or_insert(0) += 1;
+            let _ = a.latency.record(timeout.as_micros().max(1) as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_queue_with_ties_spread() {
+        let q = [3u32, 1, 4, 1, 5];
+        assert_eq!(pick_shortest(q.iter().copied(), 0), 1);
+        assert_eq!(pick_shortest(q.iter().copied(), 1), 3);
+        assert_eq!(pick_shortest(q.iter().copied(), 2), 1);
+        assert_eq!(pick_shortest([7u32].iter().copied(), 99), 0);
+    }
+}
