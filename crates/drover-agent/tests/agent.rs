@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,10 +33,18 @@ fn temp_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("drover-agent-{}-{n}-{tag}", std::process::id()))
 }
 
+/// Writes an executable script. A child shell writes it, not this process: if this process held
+/// the file open for writing while another test forked, the fork could inherit that descriptor
+/// and the script's exec would fail with "Text file busy".
 fn script(tag: &str, body: &str) -> PathBuf {
     let path = temp_path(tag);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$0\" && chmod 755 \"$0\""])
+        .arg(&path)
+        .arg(format!("#!/bin/sh\n{body}\n"))
+        .status()
+        .unwrap();
+    assert!(status.success());
     path
 }
 
