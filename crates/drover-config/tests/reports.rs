@@ -30,18 +30,28 @@ fn values_are_read() {
          [reports]\nsecret = \"0123456789abcdef0123\"\nwindow = \"10s\"\n",
     )
     .unwrap();
-    assert_eq!(c.reports.secret.as_ref().unwrap().expose(), b"0123456789abcdef0123");
+    assert_eq!(
+        c.reports.secret.as_ref().unwrap().expose(),
+        b"0123456789abcdef0123"
+    );
     assert_eq!(format!("{:?}", c.reports.secret), "Some(Secret(..))");
     assert_eq!(c.reports.window, Duration::from_secs(10));
     let r = &c.farms[0].reports;
-    assert_eq!((r.expect, r.orca, r.orca_request), (Some(Duration::from_secs(3)), false, true));
+    assert_eq!(
+        (r.expect, r.orca, r.orca_request),
+        (Some(Duration::from_secs(3)), false, true)
+    );
 }
 
 #[test]
 fn secret_file_is_read_and_trimmed() {
     let dir = std::env::temp_dir().join(format!("drover-secret-{}", std::process::id()));
     std::fs::write(&dir, "s3cret-s3cret-s3cret\n").unwrap();
-    let c = parse(&format!("[reports]\nsecret_file = {:?}\n", dir.display().to_string())).unwrap();
+    let c = parse(&format!(
+        "[reports]\nsecret_file = {:?}\n",
+        dir.display().to_string()
+    ))
+    .unwrap();
     std::fs::remove_file(&dir).unwrap();
     assert_eq!(c.reports.secret.unwrap().expose(), b"s3cret-s3cret-s3cret");
 }
@@ -54,15 +64,27 @@ fn bad_values_name_line_and_key_and_hide_the_secret() {
     assert!(!e.contains("hunter2"), "the secret leaked: {e}");
 
     let e = parse("[reports]\nsecret = \"0123456789abcdef\"\nsecret_file = \"/x\"\n").unwrap_err();
-    assert!(e.contains("reports.secret_file") && e.contains("not both"), "{e}");
+    assert!(
+        e.contains("reports.secret_file") && e.contains("not both"),
+        "{e}"
+    );
 
     let e = parse("[reports]\nsecret_file = \"/nonexistent/drover\"\n").unwrap_err();
     assert!(e.contains("cannot read the secret file"), "{e}");
 
     let e = parse("[farm.app.reports]\nexpect = \"0s\"\nexpcet = 1\n").unwrap_err();
-    assert!(e.contains("farm.app.reports.expect = \"0s\": must be more than 0s"), "{e}");
-    assert!(e.contains("farm.app.reports.expcet: unknown key (did you mean expect?)"), "{e}");
+    assert!(
+        e.contains("farm.app.reports.expect = \"0s\": must be more than 0s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("farm.app.reports.expcet: unknown key (did you mean expect?)"),
+        "{e}"
+    );
 
     let e = parse("[reports]\nwindow = \"soon\"\n").unwrap_err();
-    assert!(e.contains("reports.window = \"soon\": invalid duration"), "{e}");
+    assert!(
+        e.contains("reports.window = \"soon\": invalid duration"),
+        "{e}"
+    );
 }

@@ -323,7 +323,8 @@ async fn proxy(
             req.headers_mut().insert(header::HOST, up.authority.clone());
         }
         if farm.orca_request {
-            req.headers_mut().insert(crate::orca::FORMAT, crate::orca::TEXT);
+            req.headers_mut()
+                .insert(crate::orca::FORMAT, crate::orca::TEXT);
         }
         // The client's upload on this attempt: while it is unfinished, a failure may be the
         // client's (gone, or stalling), not the member's.
@@ -332,7 +333,6 @@ async fn proxy(
         let outcome = attempt(
             ctx,
             farm,
-            Some(index),
             up,
             req,
             &mut client_upgrade,
@@ -441,7 +441,6 @@ fn report(farm: &FarmState, index: usize, what: &str) {
 async fn attempt(
     ctx: &ConnCtx,
     farm: &FarmState,
-    index: Option<usize>,
     up: &Arc<Upstream>,
     req: Request<UpBody>,
     client_upgrade: &mut Option<OnUpgrade>,
@@ -560,7 +559,7 @@ async fn attempt(
     let scan = forward::Scan::of(&parts.headers);
     forward::strip_hop_by_hop(&mut parts.headers, &scan);
     if scan.has_orca() {
-        crate::orca::take(farm, up, index, &mut parts.headers);
+        crate::orca::take(farm, up, &mut parts.headers);
     }
     if farm.rewrite_location && scan.has_location() {
         forward::rewrite_location(&mut parts.headers, &up.origin, client_host);
@@ -608,7 +607,7 @@ async fn outage(
                 (None, Some((t, body))) => t.request(body),
                 (None, None) => return Failure::Connect.response(),
             };
-            match attempt(ctx, farm, None, up, req, &mut None, deadlines, client_host).await {
+            match attempt(ctx, farm, up, req, &mut None, deadlines, client_host).await {
                 Attempt::Done(res) => res,
                 Attempt::NotSent(f, _) | Attempt::Sent(f) => f.response(),
             }

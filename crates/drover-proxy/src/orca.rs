@@ -27,28 +27,32 @@ pub const HEADER: HeaderName = HeaderName::from_static("endpoint-load-metrics");
 pub const FORMAT: HeaderName = HeaderName::from_static("endpoint-load-metrics-format");
 pub const TEXT: HeaderValue = HeaderValue::from_static("text");
 
-/// Strips the ORCA header from a response of member `index` (`None`: the sorry member, which is
-/// no member of the farm) and applies it as a load report when the farm reads ORCA.
+/// Strips the ORCA header from a response of `up` and applies it as a load report when the farm
+/// reads ORCA and `up` is one of its members (a sorry member is not).
 #[cold]
-pub fn take(farm: &FarmState, up: &Upstream, index: Option<usize>, headers: &mut HeaderMap) {
+pub fn take(farm: &FarmState, up: &Upstream, headers: &mut HeaderMap) {
     let Some(value) = headers.remove(HEADER) else {
         return;
     };
-    let Some(index) = index.filter(|_| farm.orca) else {
+    let Some(index) = up.index.filter(|_| farm.orca) else {
         return;
     };
     let now = clock::now();
     let member = &farm.farm.members[index];
     match orca::parse(value.as_bytes(), member.name(), now) {
         Ok(report) => {
-            farm.counters.orca_reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            farm.counters
+                .orca_reports
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             for t in farm.farm.apply_report(index, &report, now) {
                 tracing::info!(farm = %farm.farm.name, member = member.name(), "member {} {t}", member.name());
             }
         }
         Err(reject) => {
             member.reported.count_reject();
-            farm.counters.orca_rejects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            farm.counters
+                .orca_rejects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Some(held) = up.warn.allow() {
                 tracing::warn!(farm = %farm.farm.name, member = member.name(), held_back = held, "load report rejected: {reject}");
             }

@@ -64,6 +64,8 @@ pub struct Upstream {
     freed: Notify,
     /// Rate limit for this member's warnings.
     pub warn: LogLimit,
+    /// The member's index in its farm; `None` for a sorry member, which is in no farm.
+    pub index: Option<usize>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -98,7 +100,14 @@ impl Upstream {
             waiting: AtomicU32::new(0),
             freed: Notify::new(),
             warn: LogLimit::default(),
+            index: None,
         }
+    }
+
+    /// Marks this upstream as member `index` of its farm.
+    pub fn with_index(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {

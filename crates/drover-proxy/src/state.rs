@@ -147,7 +147,8 @@ impl FarmState {
         let upstreams = farm
             .members
             .iter()
-            .map(|m| Arc::new(Upstream::new(Arc::clone(m), settings, workers)))
+            .enumerate()
+            .map(|(i, m)| Arc::new(Upstream::new(Arc::clone(m), settings, workers).with_index(i)))
             .collect();
         let outage = match &cfg.outage {
             Outage::Page(p) => OutageAction::Page {

@@ -43,7 +43,10 @@ async fn setup(members: Vec<MemberConfig>, farm_extra: &str) -> Setup {
     for m in members {
         let name = m.name().to_owned();
         let tm = TestMember::start(m).await.expect("member");
-        list.push_str(&format!("{{ name = \"{name}\", address = \"{}\" }}, ", tm.addr()));
+        list.push_str(&format!(
+            "{{ name = \"{name}\", address = \"{}\" }}, ",
+            tm.addr()
+        ));
         started.push(tm);
     }
     let config = format!(
@@ -79,7 +82,13 @@ members = [{list}]
 }
 
 /// Sends `method path` to the admin listener with `body` and the given push headers.
-async fn call(admin: SocketAddr, method: Method, path: &str, body: &[u8], headers: &[(&str, String)]) -> Reply {
+async fn call(
+    admin: SocketAddr,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -104,7 +113,14 @@ fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
 
 async fn push(admin: SocketAddr, body: &Value) -> Reply {
     let body = serde_json::to_vec(body).unwrap();
-    call(admin, Method::POST, "/api/v1/reports", &body, &signed(&body)).await
+    call(
+        admin,
+        Method::POST,
+        "/api/v1/reports",
+        &body,
+        &signed(&body),
+    )
+    .await
 }
 
 async fn update(admin: SocketAddr, query: &str) -> Reply {
@@ -128,18 +144,30 @@ async fn pushes_in_json_and_the_get_form_are_applied() {
     let view = farm_view(s.admin, "app").await;
     let m1 = member(&view, "m1");
     assert_eq!(m1["reported"]["source"], "push", "{m1}");
-    assert_eq!(m1["reported"]["metrics"], json!({"cpu": 0.4, "queue": 3.0}), "{m1}");
+    assert_eq!(
+        m1["reported"]["metrics"],
+        json!({"cpu": 0.4, "queue": 3.0}),
+        "{m1}"
+    );
     let m2 = member(&view, "m2");
     assert_eq!(m2["draining"], true, "{m2}");
-    assert_eq!(m2["last_transition"]["reason"], "agent: drain # deploy", "{m2}");
+    assert_eq!(
+        m2["last_transition"]["reason"], "agent: drain # deploy",
+        "{m2}"
+    );
 
     let r = update(s.admin, "member=m1&cpu=0.1&load1=2.5").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let view = farm_view(s.admin, "app").await;
     let m1 = member(&view, "m1");
-    assert_eq!(m1["reported"]["metrics"], json!({"cpu": 0.1, "load1": 2.5}), "{m1}");
+    assert_eq!(
+        m1["reported"]["metrics"],
+        json!({"cpu": 0.1, "load1": 2.5}),
+        "{m1}"
+    );
     assert_eq!(view["name"], "app");
-    let all: Value = serde_json::from_slice(&client::get(s.admin, "/api/v1/farms").await.body).unwrap();
+    let all: Value =
+        serde_json::from_slice(&client::get(s.admin, "/api/v1/farms").await.body).unwrap();
     assert_eq!(all["reports"]["accepted"], 3, "{}", all["reports"]);
 }
 
@@ -154,10 +182,20 @@ fn state(view: &Value) -> Vec<Value> {
             if let Some(o) = r.as_object_mut() {
                 o.remove("age_s");
             }
-            json!([m["name"], m["in"], m["up"], m["draining"], m["weight_pct"], r])
+            json!([
+                m["name"],
+                m["in"],
+                m["up"],
+                m["draining"],
+                m["weight_pct"],
+                r
+            ])
         })
         .collect()
 }
+
+/// One bad push: case, body, headers (empty = signed correctly), status, what the answer says.
+type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
@@ -175,7 +213,7 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
     let replayed = signed(&ok);
     let big = vec![b' '; 2 << 20];
     // (case, body, headers, status, reason the body must contain)
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("unsigned", ok.clone(), vec![], 401, "X-Drover-Timestamp"),
         (
             "no signature",
@@ -187,18 +225,30 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
         (
             "wrong secret",
             ok.clone(),
-            vec![("x-drover-timestamp", ts.clone()), ("x-drover-signature", wrong_key)],
+            vec![
+                ("x-drover-timestamp", ts.clone()),
+                ("x-drover-signature", wrong_key),
+            ],
             401,
             "bad signature",
         ),
         (
             "stale timestamp",
             ok.clone(),
-            vec![("x-drover-timestamp", old), ("x-drover-signature", stale_sig)],
+            vec![
+                ("x-drover-timestamp", old),
+                ("x-drover-signature", stale_sig),
+            ],
             401,
             "stale timestamp",
         ),
-        ("not JSON", b"cpu=1".to_vec(), signed(b"cpu=1"), 400, "push body"),
+        (
+            "not JSON",
+            b"cpu=1".to_vec(),
+            signed(b"cpu=1"),
+            400,
+            "push body",
+        ),
         (
             "cpu out of range",
             body(json!({"member": "m1", "metrics": {"cpu": 1.5}})),
@@ -245,8 +295,16 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
         }
         let r = call(s.admin, Method::POST, "/api/v1/reports", &body, &headers).await;
         assert_eq!(r.status, status, "{case}: {}", r.text());
-        assert!(r.text().contains(reason), "{case}: {:?} lacks {reason:?}", r.text());
-        assert_eq!(state(&farm_view(s.admin, "app").await), before, "{case} changed state");
+        assert!(
+            r.text().contains(reason),
+            "{case}: {:?} lacks {reason:?}",
+            r.text()
+        );
+        assert_eq!(
+            state(&farm_view(s.admin, "app").await),
+            before,
+            "{case} changed state"
+        );
     }
     // A replay: the first use is good (and applied), the second is refused.
     let r = call(s.admin, Method::POST, "/api/v1/reports", &ok, &replayed).await;
@@ -260,11 +318,19 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
     let r = update(s.admin, "member=m1&cpu=abc").await;
     assert_eq!(r.status, 400, "{}", r.text());
     let sig = signed(b"member=m1&cpu=0.1");
-    let r = call(s.admin, Method::GET, "/ath/update?member=m1&cpu=0.9", b"", &sig).await;
+    let r = call(
+        s.admin,
+        Method::GET,
+        "/ath/update?member=m1&cpu=0.9",
+        b"",
+        &sig,
+    )
+    .await;
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(state(&farm_view(s.admin, "app").await), after_first);
 
-    let all: Value = serde_json::from_slice(&client::get(s.admin, "/api/v1/farms").await.body).unwrap();
+    let all: Value =
+        serde_json::from_slice(&client::get(s.admin, "/api/v1/farms").await.body).unwrap();
     let rejected = &all["reports"]["rejected"];
     assert_eq!(rejected["unauthorized"], 4, "{rejected}");
     assert_eq!(rejected["stale"], 1, "{rejected}");
@@ -272,7 +338,10 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
     assert_eq!(rejected["unknown_member"], 1, "{rejected}");
     assert_eq!(rejected["too_large"], 1, "{rejected}");
     s.drover
-        .wait_for_log(0, &["load report rejected: push: report 0: unknown member \"m9\""])
+        .wait_for_log(
+            0,
+            &["load report rejected: push: report 0: unknown member \"m9\""],
+        )
         .await;
 }
 
@@ -304,18 +373,33 @@ async fn orca_headers_are_applied_and_never_reach_the_client() {
     for _ in 0..4 {
         let r = client::get(s.listen, "/echo").await;
         assert_eq!(r.status, 200);
-        assert!(r.headers.get("endpoint-load-metrics").is_none(), "leaked: {:?}", r.headers);
+        assert!(
+            r.headers.get("endpoint-load-metrics").is_none(),
+            "leaked: {:?}",
+            r.headers
+        );
         // orca_request asks each member for the header.
-        assert!(r.text().contains("endpoint-load-metrics-format: text"), "{}", r.text());
+        assert!(
+            r.text().contains("endpoint-load-metrics-format: text"),
+            "{}",
+            r.text()
+        );
     }
     let view = farm_view(s.admin, "app").await;
     let m1 = member(&view, "m1");
     assert_eq!(m1["reported"]["source"], "orca", "{m1}");
-    assert_eq!(m1["reported"]["metrics"], json!({"cpu": 0.25, "queue": 3.0}), "{m1}");
+    assert_eq!(
+        m1["reported"]["metrics"],
+        json!({"cpu": 0.25, "queue": 3.0}),
+        "{m1}"
+    );
     let m2 = member(&view, "m2");
     assert!(m2["reported"].is_null(), "{m2}");
     assert_eq!(m2["report_rejects"], 2, "{m2}");
-    assert_eq!((view["orca_reports"].as_u64(), view["orca_rejects"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (view["orca_reports"].as_u64(), view["orca_rejects"].as_u64()),
+        (Some(2), Some(2))
+    );
     s.drover
         .wait_for_log(0, &["load report rejected: ORCA header"])
         .await;
@@ -331,7 +415,12 @@ async fn a_silent_member_goes_out_and_comes_back_in_with_its_next_report() {
     // m1 keeps reporting; m2 never does. Bounded: at most 10 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     let out = loop {
-        assert_eq!(push(s.admin, &json!({"member": "m1", "metrics": {"cpu": 0.2}})).await.status, 200);
+        assert_eq!(
+            push(s.admin, &json!({"member": "m1", "metrics": {"cpu": 0.2}}))
+                .await
+                .status,
+            200
+        );
         let view = farm_view(s.admin, "app").await;
         let m2 = member(&view, "m2").clone();
         if m2["in"] == false {
@@ -342,7 +431,10 @@ async fn a_silent_member_goes_out_and_comes_back_in_with_its_next_report() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(
-        out["last_transition"]["reason"].as_str().unwrap().starts_with("no load report yet for"),
+        out["last_transition"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no load report yet for"),
         "{out}"
     );
     // Traffic avoids the member that is out.
@@ -352,8 +444,19 @@ async fn a_silent_member_goes_out_and_comes_back_in_with_its_next_report() {
     }
     let r = update(s.admin, "member=m2&cpu=0.5").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let m2 = wait_member(s.admin, "app", "m2", Duration::from_secs(5), "in again", |m| m["in"] == true).await;
-    assert_eq!(m2["last_transition"]["reason"], "push load report received", "{m2}");
+    let m2 = wait_member(
+        s.admin,
+        "app",
+        "m2",
+        Duration::from_secs(5),
+        "in again",
+        |m| m["in"] == true,
+    )
+    .await;
+    assert_eq!(
+        m2["last_transition"]["reason"], "push load report received",
+        "{m2}"
+    );
     s.drover
         .wait_for_log(0, &["member m2 out: no load report yet for"])
         .await;
@@ -366,7 +469,12 @@ async fn a_silent_member_goes_out_and_comes_back_in_with_its_next_report() {
 async fn pick_explains_itself_and_ath_balance_names_a_member() {
     let s = setup(vec![MemberConfig::new("m1"), MemberConfig::new("m2")], "").await;
     // m2 drained by its agent: pick must say so.
-    assert_eq!(push(s.admin, &json!({"member": "m2", "state": "drain"})).await.status, 200);
+    assert_eq!(
+        push(s.admin, &json!({"member": "m2", "state": "drain"}))
+            .await
+            .status,
+        200
+    );
     let r = client::get(s.admin, "/api/v1/farms/app/pick").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -386,7 +494,15 @@ async fn pick_explains_itself_and_ath_balance_names_a_member() {
     let r = client::get(s.admin, "/api/v1/farms/nope/pick").await;
     assert_eq!(r.status, 404);
     // Nothing ready: 503 from both.
-    assert_eq!(push(s.admin, &json!({"member": "m1", "state": "drain"})).await.status, 200);
+    assert_eq!(
+        push(s.admin, &json!({"member": "m1", "state": "drain"}))
+            .await
+            .status,
+        200
+    );
     assert_eq!(client::get(s.admin, "/ath/balance/?app").await.status, 503);
-    assert_eq!(client::get(s.admin, "/api/v1/farms/app/pick").await.status, 503);
+    assert_eq!(
+        client::get(s.admin, "/api/v1/farms/app/pick").await.status,
+        503
+    );
 }

@@ -280,7 +280,10 @@ fn a_silent_member_goes_out_after_expect_and_comes_in_with_its_next_report() {
     assert!(farm.sweep_fresh(t0 + 2 * S).is_empty());
     let mut report = LoadReport::new("m0", Source::Push, t0 + 2 * S);
     report.metrics.insert("cpu", 0.5).unwrap();
-    assert!(farm.apply_report(0, &report, t0 + 2 * S).is_empty(), "m0 was in");
+    assert!(
+        farm.apply_report(0, &report, t0 + 2 * S).is_empty(),
+        "m0 was in"
+    );
 
     let out = farm.sweep_fresh(t0 + 4 * S);
     assert_eq!(out.len(), 1, "only m1 never reported: {out:?}");
@@ -296,7 +299,11 @@ fn a_silent_member_goes_out_after_expect_and_comes_in_with_its_next_report() {
     let out = farm.sweep_fresh(t0 + 5 * S + 1);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, 0);
-    assert!(out[0].1.reason.contains("no load report for 3.0s"), "{}", out[0].1);
+    assert!(
+        out[0].1.reason.contains("no load report for 3.0s"),
+        "{}",
+        out[0].1
+    );
     assert!(farm.sweep_fresh(t0 + 6 * S).is_empty());
 
     // The next good report, of any source, brings the member in.

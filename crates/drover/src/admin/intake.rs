@@ -76,11 +76,19 @@ impl Intake {
     }
 
     /// `POST /api/v1/reports` with `body` (already read, at most `push::MAX_BODY` + 1 bytes).
-    pub fn post(&self, routing: &Routing, headers: &HeaderMap, body: &Bytes, peer: SocketAddr) -> Answer {
+    pub fn post(
+        &self,
+        routing: &Routing,
+        headers: &HeaderMap,
+        body: &Bytes,
+        peer: SocketAddr,
+    ) -> Answer {
         if body.len() > push::MAX_BODY {
             return self.too_large(peer);
         }
-        self.take(routing, headers, body, peer, |now| push::parse_json(body, now))
+        self.take(routing, headers, body, peer, |now| {
+            push::parse_json(body, now)
+        })
     }
 
     /// A push body over `push::MAX_BODY` (answered without reading the rest).
@@ -90,7 +98,13 @@ impl Intake {
     }
 
     /// `GET /ath/update?<query>`.
-    pub fn get(&self, routing: &Routing, headers: &HeaderMap, query: &str, peer: SocketAddr) -> Answer {
+    pub fn get(
+        &self,
+        routing: &Routing,
+        headers: &HeaderMap,
+        query: &str,
+        peer: SocketAddr,
+    ) -> Answer {
         if query.len() > push::MAX_QUERY {
             let why = format!("push query: too long (at most {} bytes)", push::MAX_QUERY);
             return self.refuse(2, StatusCode::URI_TOO_LONG, why, peer);
@@ -171,10 +185,7 @@ impl Intake {
         self.accepted.fetch_add(reports.len() as u64, Relaxed);
         Answer {
             status: StatusCode::OK,
-            body: format!(
-                "{{\"accepted\":{},\"applied\":{applied}}}\n",
-                reports.len()
-            ),
+            body: format!("{{\"accepted\":{},\"applied\":{applied}}}\n", reports.len()),
         }
     }
 

@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use drover_core::{Flag, Member, Source, clock};
 use drover_proxy::Proxy;
-use http_body_util::Full;
 use http_body_util::BodyExt;
+use http_body_util::Full;
 use hyper::{
     Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
 };
@@ -22,8 +22,8 @@ use hyper::{
 mod intake;
 mod pick;
 
-pub use intake::Intake;
 use hyper_util::rt::TokioIo;
+pub use intake::Intake;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -118,9 +118,8 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, intake: Arc<Intake>
         let proxy = Arc::clone(&proxy);
         let intake = Arc::clone(&intake);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                answer(Arc::clone(&proxy), Arc::clone(&intake), peer, req)
-            });
+            let svc =
+                service_fn(move |req| answer(Arc::clone(&proxy), Arc::clone(&intake), peer, req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -150,7 +149,8 @@ async fn answer(
         ("POST", "/api/v1/reports") => {
             let (parts, body) = req.into_parts();
             // One byte over the limit is enough to answer 413 without reading the rest.
-            let limited = http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
+            let limited =
+                http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
             match limited.collect().await {
                 Ok(b) => {
                     let a = intake.post(&proxy.routing(), &parts.headers, &b.to_bytes(), peer);

@@ -71,7 +71,8 @@ pub fn pick(routing: &Routing, farm: &str) -> Answer {
             "report_age_s": (received != 0).then(|| now.saturating_sub(received) as f64 / 1e9),
         });
         match why {
-            Some(why) => removed.push(serde_json::json!({ "member": m.name(), "stage": "ready", "why": why })),
+            Some(why) => removed
+                .push(serde_json::json!({ "member": m.name(), "stage": "ready", "why": why })),
             None => candidates.push(view),
         }
     }

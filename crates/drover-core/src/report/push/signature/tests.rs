@@ -194,7 +194,13 @@ fn a_fractional_timestamp_is_signed_so_two_pushes_in_one_second_are_two_messages
     let sig = sign(SECRET, "1700000000.5", body);
     let e = check("1700000000.6", &sig, body, &guard).unwrap_err();
     assert!(e.message.contains("bad signature"), "{e}");
-    for bad in ["1700000000.", ".5", "1700000000.1234567890", "1700000000.5.5", "17e8"] {
+    for bad in [
+        "1700000000.",
+        ".5",
+        "1700000000.1234567890",
+        "1700000000.5.5",
+        "17e8",
+    ] {
         let e = check(bad, &sign(SECRET, bad, body), body, &guard).unwrap_err();
         assert!(e.message.contains("X-Drover-Timestamp"), "{bad}: {e}");
     }
