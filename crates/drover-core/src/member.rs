@@ -198,6 +198,9 @@ pub struct MemberStats {
     peak_rtt: AtomicU64,
     /// When `peak_rtt` was last updated, on the [`crate::clock`] scale; 0 = never (no decay).
     peak_at: AtomicU64,
+    /// When the last successful response head arrived, on the [`crate::clock`] scale; 0 = never.
+    /// `adaptive`'s stall detector reads it (a failure or a timeout is not a sign of progress).
+    last_ok: AtomicU64,
 }
 
 /// Weight of the newest sample in the latency EWMA.
@@ -237,6 +240,13 @@ impl MemberStats {
     /// Latency EWMA in nanoseconds (0 before the first response).
     pub fn latency_ewma_ns(&self) -> f64 {
         f64::from_bits(self.latency_ewma.load(Relaxed))
+    }
+
+    /// When the last successful response with a latency arrived (0: never), on the
+    /// [`crate::clock`] scale.
+    #[inline]
+    pub fn last_ok_at(&self) -> u64 {
+        self.last_ok.load(Relaxed)
     }
 
     /// The stored Peak-EWMA estimate (ns) and when it was last updated (0: never), without the
@@ -337,6 +347,9 @@ impl MemberStats {
             };
             self.latency_ewma.store(new.to_bits(), Relaxed);
             self.observe_rtt(ns, now);
+            if ok {
+                self.last_ok.store(now.max(1), Relaxed);
+            }
         }
     }
 
@@ -507,6 +520,19 @@ mod tests {
             ..member().spec
         });
         assert!(!m.state.is_ready());
+    }
+
+    #[test]
+    fn last_ok_counts_only_successes_with_a_latency() {
+        let s = MemberStats::default();
+        assert_eq!(s.last_ok_at(), 0, "never");
+        s.start();
+        s.finish_at(true, Some(1_000), 50);
+        s.start();
+        s.finish_at(false, Some(1_000), 60);
+        s.start();
+        s.finish_at(true, None, 70);
+        assert_eq!(s.last_ok_at(), 50);
     }
 
     #[test]
