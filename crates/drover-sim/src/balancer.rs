@@ -11,14 +11,19 @@
 
 use std::net::SocketAddr;
 
+use drover_core::report::{LoadReport, Source};
 use drover_core::{Farm, MemberSpec, PickContext, PolicyKind, Rng};
 
+use crate::load_reports::Sample;
 use crate::member::{MemberModel, Station};
 
 /// One balancer: a farm over its own view of the members, and its random stream.
 pub(crate) struct Balancer {
     farm: Farm,
     rng: Rng,
+    /// The `cpu` of the last report from each member that reached this balancer (0 before
+    /// any): what the naive "lowest reported cpu" reference reads.
+    cpu_seen: Vec<f64>,
 }
 
 impl Balancer {
@@ -41,7 +46,41 @@ impl Balancer {
         Balancer {
             farm,
             rng: Rng::new(seed),
+            cpu_seen: vec![0.0; n],
         }
+    }
+
+    /// A load report from member `i` reaches this balancer at `now`: applied with the real
+    /// `Farm::apply_report` (so the policy's `on_report` runs), and remembered for the naive
+    /// reference.
+    pub(crate) fn report(&mut self, i: usize, sample: Sample, source: Source, now: u64) {
+        let name = self.farm.members[i].name().to_owned();
+        let mut report = LoadReport::new(name, source, core_time(now));
+        // In range by construction (cpu clamped to 0..=1, counts >= 0): insert cannot refuse.
+        let _ = report.metrics.insert("cpu", sample.cpu.clamp(0.0, 1.0));
+        let _ = report.metrics.insert("queue", f64::from(sample.queue));
+        let _ = report.metrics.insert("rif", f64::from(sample.rif));
+        self.farm.apply_report(i, &report, core_time(now));
+        self.cpu_seen[i] = sample.cpu;
+    }
+
+    /// The naive reference: the member with the lowest `cpu` in the last report this balancer
+    /// got from it, ties at random (every member ties before the first report). Not drover
+    /// code: the rule DESIGN.md warns herds.
+    pub(crate) fn lowest_cpu(&mut self) -> usize {
+        let (mut best, mut best_cpu, mut ties) = (0, f64::INFINITY, 0);
+        for (i, &cpu) in self.cpu_seen.iter().enumerate() {
+            if cpu < best_cpu {
+                (best, best_cpu, ties) = (i, cpu, 1);
+            } else if cpu == best_cpu {
+                ties += 1;
+                if self.rng.below(ties) == 0 {
+                    best = i;
+                }
+            }
+        }
+        self.dispatch_to(best);
+        best
     }
 
     /// Counts a request placed by the oracle as in flight at member `i`.
@@ -67,13 +106,16 @@ impl Balancer {
     }
 
     /// The client gave up on the request at `now`, after `waited` ns without an answer: a
-    /// failure, with the wait as a latency sample when `sample` (tower's `Handle` records the
-    /// time to its drop) or none (drover-proxy today: an `Exchange` dropped before the response
-    /// head has no latency).
+    /// failure with no latency (`finish_at(false, None, _)`: the `Exchange` dropped before the
+    /// response head), and when `sample`, the wait fed to the Peak-EWMA estimate alone
+    /// (`observe_rtt`), exactly as drover-proxy does on a first-byte timeout (tower's `Handle`
+    /// records the time to its drop the same way). The plain latency EWMA gets no sample.
     pub(crate) fn give_up(&self, member: usize, waited: u64, sample: bool, now: u64) {
-        self.farm.members[member]
-            .stats
-            .finish_at(false, sample.then_some(waited), core_time(now));
+        let stats = &self.farm.members[member].stats;
+        if sample {
+            stats.observe_rtt(waited, core_time(now));
+        }
+        stats.finish_at(false, None, core_time(now));
     }
 }
 

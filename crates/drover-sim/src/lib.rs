@@ -22,6 +22,7 @@
 mod balancer;
 pub mod dist;
 pub mod event;
+pub mod load_reports;
 pub mod member;
 pub mod report;
 pub mod scenario;
@@ -30,6 +31,7 @@ pub mod theory;
 
 pub use dist::Service;
 pub use event::EventQueue;
+pub use load_reports::Reports;
 pub use member::{Episode, Hidden, MemberModel, Penalty, Stall};
 pub use report::Report;
 pub use sim::{Config, SimError, run};

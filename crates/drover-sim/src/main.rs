@@ -58,6 +58,10 @@ enum Policy {
     P2c,
     PeakEwma,
     Weighted,
+    Adaptive,
+    /// Not a drover policy: the member whose last report showed the lowest cpu (the naive rule
+    /// that herds; needs reports).
+    LowestCpu,
     /// Not a drover policy: reads every member's true queue (the reference to compare against).
     Oracle,
 }
@@ -71,6 +75,9 @@ impl Policy {
             Policy::P2c => PolicyKind::P2c,
             Policy::PeakEwma => PolicyKind::PeakEwma,
             Policy::Weighted => PolicyKind::Weighted,
+            Policy::Adaptive => PolicyKind::Adaptive,
+            // The simulator's references ignore the farm's policy; least-conn keeps its counters.
+            Policy::LowestCpu => PolicyKind::LeastConn,
             // The simulator's oracle ignores the farm's policy; least-conn keeps its counters.
             Policy::Oracle => PolicyKind::LeastConn,
         }
@@ -79,6 +86,7 @@ impl Policy {
     fn name(self) -> &'static str {
         match self {
             Policy::Oracle => "oracle",
+            Policy::LowestCpu => "lowest-cpu (naive)",
             _ => self.kind().name(),
         }
     }
@@ -87,6 +95,7 @@ impl Policy {
     fn apply(self, config: &mut Config) {
         config.policy = self.kind();
         config.oracle = matches!(self, Policy::Oracle);
+        config.lowest_cpu = matches!(self, Policy::LowestCpu);
     }
 }
 
@@ -95,6 +104,14 @@ enum Named {
     M,
     Equal,
     Linkerd,
+    /// B1 (hidden load) alone among four normal members.
+    B1,
+    /// B3 (three times slower) alone among four normal members.
+    B3,
+    /// B4 (300 ms freezes every 5 s) alone among four normal members.
+    B4,
+    /// B5 (concurrency penalty) alone among four normal members.
+    B5,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -150,6 +167,15 @@ enum Command {
         /// Runs per policy, seeds `seed..seed + seeds`: cells show median (min-max).
         #[arg(long, default_value_t = 1)]
         seeds: u64,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "round-robin,least-conn,p2c,peak-ewma,lowest-cpu,adaptive,oracle"
+        )]
+        policies: Vec<Policy>,
+        #[command(flatten)]
+        reports: ReportArgs,
     },
     /// A grid of runs over equal M/M/1 members (mu = 1): members x loads x balancers x policies.
     Sweep {
@@ -184,6 +210,51 @@ enum Command {
     },
 }
 
+/// Load reports from the members (default: none).
+#[derive(clap::Args, Clone, Copy)]
+struct ReportArgs {
+    /// Each member pushes a report (cpu over the interval, queue, rif) to every balancer this
+    /// often, ms (0: no pushed reports).
+    #[arg(long, default_value_t = 0)]
+    report_interval_ms: u64,
+    /// Time from a member's measurement to its arrival at a balancer, ms.
+    #[arg(long, default_value_t = 10)]
+    report_delay_ms: u64,
+    /// Intervals and delays are scaled by a uniform factor in 1 +- this.
+    #[arg(long, default_value_t = 0.1)]
+    report_jitter: f64,
+    /// Every response also carries the member's utilisation (1 s average), as ORCA headers do.
+    #[arg(long)]
+    orca: bool,
+}
+
+impl ReportArgs {
+    fn reports(&self) -> drover_sim::Reports {
+        drover_sim::Reports {
+            interval: self.report_interval_ms * 1_000_000,
+            delay: self.report_delay_ms * 1_000_000,
+            jitter: self.report_jitter,
+            orca: self.orca,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let push = if self.report_interval_ms == 0 {
+            "no pushed reports".to_string()
+        } else {
+            format!(
+                "reports every {} ms, {} ms late, jitter {}",
+                self.report_interval_ms, self.report_delay_ms, self.report_jitter
+            )
+        };
+        if self.orca {
+            format!("{push}, ORCA reports on every response")
+        } else {
+            push
+        }
+    }
+}
+
 /// Members, load and run size shared by `run` and `compare`.
 #[derive(clap::Args)]
 struct Setup {
@@ -213,6 +284,8 @@ struct Setup {
     /// Coefficient of variation of the lognormal service time.
     #[arg(long, default_value_t = 1.0)]
     cv: f64,
+    #[command(flatten)]
+    reports: ReportArgs,
 }
 
 impl Setup {
@@ -243,8 +316,11 @@ impl Setup {
             seed: self.seed,
             timeout: 0,
             sample_timeouts: false,
+            reports: Default::default(),
+            lowest_cpu: false,
         }
         .at_load(load);
+        config.reports = self.reports.reports();
         policy.apply(&mut config);
         Ok(config)
     }
@@ -279,20 +355,27 @@ fn main() -> anyhow::Result<()> {
             timeout_ms,
             sample_timeouts,
             seeds,
+            policies,
+            reports,
         } => {
             let (build, rate, seconds): (fn(_, _, _, _) -> Config, _, _) = match name {
                 Named::M => (scenario::m, 450.0, 600.0),
                 Named::Equal => (scenario::equal, 450.0, 600.0),
                 Named::Linkerd => (scenario::linkerd, 1000.0, 60.0),
+                Named::B1 => (|p, r, s, d| scenario::alone(0, p, r, s, d), 450.0, 600.0),
+                Named::B3 => (|p, r, s, d| scenario::alone(2, p, r, s, d), 450.0, 600.0),
+                Named::B4 => (|p, r, s, d| scenario::alone(3, p, r, s, d), 450.0, 600.0),
+                Named::B5 => (|p, r, s, d| scenario::alone(4, p, r, s, d), 450.0, 600.0),
             };
             let (rate, seconds) = (rate_arg.unwrap_or(rate), seconds_arg.unwrap_or(seconds));
             let probe = build(PolicyKind::Random, rate, seconds, seed);
             println!(
                 "{} req/s (load {:.2} of {:.0} req/s nominal capacity), {balancers} balancer(s), \
-                 {seconds} s measured, seeds {seed}..{}; times in ms\n",
+                 {}, {seconds} s measured, seeds {seed}..{}; times in ms\n",
                 rate,
                 probe.load(),
                 probe.capacity(),
+                reports.describe(),
                 seed + seeds.max(1) - 1
             );
             let cols: Vec<String> = (1..=probe.members.len()).map(|i| format!("B{i}")).collect();
@@ -301,9 +384,9 @@ fn main() -> anyhow::Result<()> {
                 cols.join(" / ")
             );
             println!("|---|---|---|---|---|---|---|---|");
-            for policy in Policy::value_variants() {
+            for policy in &policies {
                 eprintln!("running {} ...", policy.name());
-                let mut reports = Vec::new();
+                let mut runs = Vec::new();
                 for seed in seed..seed + seeds.max(1) {
                     let mut config = build(policy.kind(), rate, seconds, seed);
                     policy.apply(&mut config);
@@ -312,8 +395,10 @@ fn main() -> anyhow::Result<()> {
                         config.timeout = ms * 1_000_000;
                     }
                     config.sample_timeouts = sample_timeouts;
-                    reports.push(run(&config).context("simulation")?);
+                    config.reports = reports.reports();
+                    runs.push(run(&config).context("simulation")?);
                 }
+                let reports = runs;
                 let col = |f: &dyn Fn(&Report) -> f64, scale: f64, digits: usize| {
                     cell(
                         &reports.iter().map(|r| f(r) * scale).collect::<Vec<_>>(),
@@ -380,7 +465,11 @@ fn main() -> anyhow::Result<()> {
             );
             println!("| policy | mean | 95% CI | p50 | p99 | p99.9 | max queue | share min-max |");
             println!("|---|---|---|---|---|---|---|---|");
+            let reporting = setup.reports.report_interval_ms > 0 || setup.reports.orca;
             for policy in Policy::value_variants() {
+                if matches!(policy, Policy::LowestCpu) && !reporting {
+                    continue; // without reports it is random
+                }
                 eprintln!("running {} ...", policy.name());
                 let r = run(&setup.config(*policy)?).context("simulation")?;
                 let (lo, hi) = r.share_range();

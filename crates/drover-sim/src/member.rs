@@ -191,7 +191,16 @@ pub struct Station {
     pub served: u64,
     /// When the current number in system began (for time averages).
     since: u64,
+    /// Worker-nanoseconds busy up to `since` (a frozen worker counts as busy: it holds a job).
+    busy_ns: u128,
+    /// Where the last [`utilisation_since_mark`](Self::utilisation_since_mark) window ended.
+    mark: (u64, u128),
+    /// Busy fraction averaged with time constant [`UTIL_TAU`], up to `since` (ORCA-style reports).
+    util_ewma: f64,
 }
+
+/// Time constant of a station's smoothed utilisation (what an ORCA-style response reports), ns.
+pub const UTIL_TAU: f64 = 1e9;
 
 impl Station {
     pub fn new(model: MemberModel) -> Self {
@@ -203,6 +212,9 @@ impl Station {
             max_len: 0,
             served: 0,
             since: 0,
+            busy_ns: 0,
+            mark: (0, 0),
+            util_ewma: 0.0,
         }
     }
 
@@ -215,6 +227,30 @@ impl Station {
         self.len() == 0
     }
 
+    /// Jobs waiting for a worker.
+    pub fn waiting(&self) -> u32 {
+        self.queue.len() as u32
+    }
+
+    /// The busy fraction of the workers since the last call (or the start): what a member's agent
+    /// reports as `cpu` for the last interval. Starts a new window at `now`.
+    pub fn utilisation_since_mark(&mut self, now: u64) -> f64 {
+        let busy = self.busy_ns + u128::from(self.busy) * u128::from(now - self.since);
+        let (t0, b0) = self.mark;
+        self.mark = (now, busy);
+        let span = (now - t0) as f64 * f64::from(self.model.workers.max(1));
+        if span <= 0.0 {
+            return 0.0;
+        }
+        ((busy - b0) as f64 / span).clamp(0.0, 1.0)
+    }
+
+    /// The busy fraction averaged over about the last [`UTIL_TAU`], as of the last
+    /// [`settle`](Self::settle): what an ORCA-style response header reports.
+    pub fn utilisation_smoothed(&self) -> f64 {
+        self.util_ewma.clamp(0.0, 1.0)
+    }
+
     /// Adds the time spent at the current length to `occupancy` (when `open`) and restarts the
     /// clock of the current length: call before every change of length.
     pub fn settle(&mut self, now: u64, occupancy: Option<&mut Vec<u128>>) {
@@ -224,6 +260,13 @@ impl Station {
                 occ.resize(n + 1, 0);
             }
             occ[n] += u128::from(now - self.since);
+        }
+        let dt = now - self.since;
+        if dt > 0 {
+            self.busy_ns += u128::from(self.busy) * u128::from(dt);
+            let frac = f64::from(self.busy) / f64::from(self.model.workers.max(1));
+            let keep = (-(dt as f64) / UTIL_TAU).exp();
+            self.util_ewma = frac + (self.util_ewma - frac) * keep;
         }
         self.since = now;
     }

@@ -93,6 +93,8 @@ pub fn m(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
         seed,
         timeout: 0,
         sample_timeouts: false,
+        reports: Default::default(),
+        lowest_cpu: false,
     }
 }
 
@@ -116,6 +118,18 @@ pub fn linkerd(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config
     Config {
         members,
         timeout: SEC,
+        ..m(policy, rate, seconds, seed)
+    }
+}
+
+/// One pathology alone: scenario M's member `which` (0-based: 0 = B1 hidden load, 2 = B3 slow,
+/// 3 = B4 stalls, 4 = B5 concurrency penalty) among four normal members (B2), in its own slot.
+pub fn alone(which: usize, policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
+    let all = m_members();
+    let mut members = vec![all[1].clone(); 5];
+    members[which] = all[which].clone();
+    Config {
+        members,
         ..m(policy, rate, seconds, seed)
     }
 }

@@ -22,12 +22,14 @@
 //!
 //! Concurrency: single-threaded and deterministic: the same `Config` gives the same `Report`.
 
+use drover_core::report::Source;
 use drover_core::{PolicyKind, Rng};
 use hdrhistogram::Histogram;
 
 use crate::balancer::{Balancer, oracle};
 use crate::dist::{exponential, split};
 use crate::event::EventQueue;
+use crate::load_reports::{Reports, Sample};
 use crate::member::{HIDDEN, Job, MemberModel, NS, Station};
 use crate::report::Report;
 
@@ -65,6 +67,12 @@ pub struct Config {
     /// Peak-EWMA does (its handle records the time to its drop), and as drover-proxy does for a
     /// first-byte timeout; false is the proxy before it did (the figures in docs/simulator.md).
     pub sample_timeouts: bool,
+    /// Load reports from the members to every balancer (default: none). See [`crate::Reports`].
+    pub reports: Reports,
+    /// Ignore `policy` and place each job on the member whose last report to this balancer
+    /// showed the lowest `cpu`: the naive rule that herds (DESIGN.md), a reference like the
+    /// oracle, not drover-core code. Needs `reports`.
+    pub lowest_cpu: bool,
 }
 
 impl Config {
@@ -82,6 +90,8 @@ impl Config {
             seed,
             timeout: 0,
             sample_timeouts: false,
+            reports: Reports::default(),
+            lowest_cpu: false,
         }
         .at_load(rho)
     }
@@ -162,6 +172,14 @@ enum Event {
         member: u32,
         job: Job,
     },
+    /// Member `member` measures its load for the pushed reports.
+    Tick(u32),
+    /// A pushed report from `member` reaches `balancer`.
+    Deliver {
+        member: u32,
+        balancer: u32,
+        sample: Sample,
+    },
 }
 
 fn check(config: &Config) -> Result<(), SimError> {
@@ -229,6 +247,15 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
             events.push(h.next(0, &mut hidden), Event::Hidden(i as u32));
         }
     }
+    let reports = config.reports;
+    let mut report_rng = Rng::new(split(config.seed, 4));
+    if reports.interval > 0 {
+        // Members report out of phase: the first measurement at a random point of an interval.
+        for i in 0..n {
+            let first = report_rng.below(reports.interval as usize) as u64 + 1;
+            events.push(first, Event::Tick(i as u32));
+        }
+    }
     while let Some((t, event)) = events.pop() {
         now = t;
         count += 1;
@@ -256,6 +283,8 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     let i = oracle(&stations, &mut oracle_rng);
                     balancers[b].dispatch_to(i);
                     i
+                } else if config.lowest_cpu {
+                    balancers[b].lowest_cpu()
                 } else {
                     balancers[b].dispatch(now).ok_or(SimError::NoPick(b))?
                 };
@@ -343,9 +372,51 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                 }
                 let st = &mut stations[i];
                 st.settle(now, open.then_some(&mut occupancy));
+                if reports.orca && !gone && job.balancer != HIDDEN {
+                    // The response carries the member's load as it finishes (this job still
+                    // counted in the system, as a server writes the header before it is done).
+                    let sample = Sample {
+                        cpu: st.utilisation_smoothed(),
+                        queue: st.waiting(),
+                        rif: st.len(),
+                    };
+                    balancers[job.balancer as usize].report(i, sample, Source::Orca, now);
+                }
                 if let Some((done, next)) = st.depart(now) {
                     events.push(done, Event::Done { member, job: next });
                 }
+            }
+            Event::Tick(member) => {
+                // Reports stop with the balancers' arrivals, so the run drains and ends.
+                if arrived >= total {
+                    continue;
+                }
+                let st = &mut stations[member as usize];
+                let sample = Sample {
+                    cpu: st.utilisation_since_mark(now),
+                    queue: st.waiting(),
+                    rif: st.len(),
+                };
+                for balancer in 0..k as u32 {
+                    let at = now + reports.jittered(reports.delay, &mut report_rng);
+                    events.push(
+                        at,
+                        Event::Deliver {
+                            member,
+                            balancer,
+                            sample,
+                        },
+                    );
+                }
+                let next = reports.jittered(reports.interval, &mut report_rng).max(1);
+                events.push(now + next, Event::Tick(member));
+            }
+            Event::Deliver {
+                member,
+                balancer,
+                sample,
+            } => {
+                balancers[balancer as usize].report(member as usize, sample, Source::Push, now);
             }
         }
     }

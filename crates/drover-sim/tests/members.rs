@@ -60,6 +60,8 @@ fn peak_ewma_avoids_a_slow_member_on_the_virtual_clock() {
         seed: 6,
         timeout: 0,
         sample_timeouts: false,
+        reports: Default::default(),
+        lowest_cpu: false,
     };
     let p2c = run(&c).unwrap();
     c.policy = PolicyKind::PeakEwma;
