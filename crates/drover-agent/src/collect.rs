@@ -356,7 +356,8 @@ async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Output,
 /// so that no unsafe code is needed. The child itself is also killed and reaped on drop.
 async fn kill_group(pgid: u32) {
     let _ = tokio::process::Command::new("sh")
-        .args(["-c", "kill -KILL -- -\"$0\" 2>/dev/null", &pgid.to_string()])
+        // No `--`: dash's `kill` takes `-KILL -PGID` but not `-KILL -- -PGID`.
+        .args(["-c", "kill -KILL -\"$0\" 2>/dev/null", &pgid.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -315,6 +315,15 @@ async fn a_hanging_node_delays_no_other_node() {
     held.abort();
 }
 
+/// Whether a live process runs `sleep <arg>` (a zombie has an empty cmdline).
+fn sleeping(arg: &str) -> bool {
+    let want = format!("sleep\0{arg}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes()))
+}
+
 #[tokio::test]
 async fn a_failing_health_script_reports_down_with_its_first_line() {
     let mut config = Config::new("m1");
@@ -341,7 +350,12 @@ async fn a_failing_health_script_reports_down_with_its_first_line() {
     );
 
     // A script that hangs is down after the timeout, and its child is gone with it.
-    config.health_script = Some(script("health-hang", "sleep 30 & wait"));
+    let marker = format!(
+        "{}.{}",
+        4000 + std::process::id() % 1000,
+        std::process::id()
+    );
+    config.health_script = Some(script("health-hang", &format!("sleep {marker} & wait")));
     config.timeout = Duration::from_millis(300);
     let start = Instant::now();
     let snapshot = drover_agent::run_once(&config).await;
@@ -357,6 +371,16 @@ async fn a_failing_health_script_reports_down_with_its_first_line() {
         "{:?}",
         snapshot.report.reason
     );
+
+    // The script's own child (`sleep`) was killed with its process group.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeping(&marker) {
+        assert!(
+            Instant::now() < deadline,
+            "the health script's sleep {marker} survived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     config.health_script = Some(script("health-ok", "echo fine"));
     let snapshot = drover_agent::run_once(&config).await;
