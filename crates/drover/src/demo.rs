@@ -82,5 +82,7 @@ fn print_intro(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) {
         "  curl -s http://{listen}/echo          # what the member received (X-Forwarded-For, ...)"
     );
     println!("  curl -s http://{admin}/api/v1/farms   # members, flags and counters");
+    println!("  curl -s http://{admin}/api/v1/farms/app/pick   # which member next, and why");
+    println!("  curl -s http://{admin}/ath/balance/?app         # just its name");
     println!("Stop with Ctrl-C (in-flight requests finish first).");
 }
