@@ -24,6 +24,9 @@ pub(crate) struct Balancer {
     /// The `cpu` of the last report from each member that reached this balancer (0 before
     /// any): what the naive "lowest reported cpu" reference reads.
     cpu_seen: Vec<f64>,
+    /// ORCA-style weights (reported rps / cpu; 0 = none yet) and the smooth WRR state.
+    wrr_weight: Vec<f64>,
+    wrr_current: Vec<f64>,
 }
 
 impl Balancer {
@@ -47,6 +50,8 @@ impl Balancer {
             farm,
             rng: Rng::new(seed),
             cpu_seen: vec![0.0; n],
+            wrr_weight: vec![0.0; n],
+            wrr_current: vec![0.0; n],
         }
     }
 
@@ -62,6 +67,42 @@ impl Balancer {
         let _ = report.metrics.insert("rif", f64::from(sample.rif));
         self.farm.apply_report(i, &report, core_time(now));
         self.cpu_seen[i] = sample.cpu;
+        if sample.rps > 0.0 && sample.cpu > 0.0 {
+            self.wrr_weight[i] = sample.rps / sample.cpu;
+        }
+    }
+
+    /// CPU-weighted round robin, ORCA style (gRPC's `weighted_round_robin`): smooth weighted round
+    /// robin over weight = rps / cpu from each member's last report, a member without one at the
+    /// mean of the others (every member equal before any report). Not drover code.
+    pub(crate) fn cpu_wrr(&mut self) -> usize {
+        let known: Vec<f64> = self
+            .wrr_weight
+            .iter()
+            .copied()
+            .filter(|&w| w > 0.0)
+            .collect();
+        let mean = if known.is_empty() {
+            1.0
+        } else {
+            known.iter().sum::<f64>() / known.len() as f64
+        };
+        let (mut best, mut total) = (0, 0.0);
+        for i in 0..self.wrr_weight.len() {
+            let w = if self.wrr_weight[i] > 0.0 {
+                self.wrr_weight[i]
+            } else {
+                mean
+            };
+            self.wrr_current[i] += w;
+            total += w;
+            if self.wrr_current[i] > self.wrr_current[best] {
+                best = i;
+            }
+        }
+        self.wrr_current[best] -= total;
+        self.dispatch_to(best);
+        best
     }
 
     /// The naive reference: the member with the lowest `cpu` in the last report this balancer

@@ -11,7 +11,8 @@
 //! its workers over the interval since its last report (hidden load included: that is the point;
 //! a frozen worker holding a job counts as busy); `queue`, jobs waiting for a worker at the
 //! instant of the measurement; `rif`, jobs in the member (waiting or in service), from every
-//! balancer and the hidden load. An ORCA report carries the busy fraction smoothed over about 1 s
+//! balancer and the hidden load; `rps`, completions per second over the interval (hidden load
+//! included). An ORCA report carries the busy fraction smoothed over about 1 s
 //! ([`crate::member::UTIL_TAU`]) at the completion, and the same `queue` and `rif`.
 //!
 //! Invariant: every draw comes from the run's seed (stream 4), so reports keep a run
@@ -40,6 +41,9 @@ pub struct Sample {
     pub cpu: f64,
     pub queue: u32,
     pub rif: u32,
+    /// Completions per second over the interval, hidden load included (0 in ORCA reports: not
+    /// modelled there).
+    pub rps: f64,
 }
 
 impl Reports {

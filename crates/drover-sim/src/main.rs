@@ -62,6 +62,9 @@ enum Policy {
     /// Not a drover policy: the member whose last report showed the lowest cpu (the naive rule
     /// that herds; needs reports).
     LowestCpu,
+    /// Not a drover policy: smooth weighted round robin on reported rps / cpu (ORCA-style, as
+    /// gRPC's weighted_round_robin; needs pushed reports).
+    CpuWrr,
     /// Not a drover policy: reads every member's true queue (the reference to compare against).
     Oracle,
 }
@@ -77,7 +80,7 @@ impl Policy {
             Policy::Weighted => PolicyKind::Weighted,
             Policy::Adaptive => PolicyKind::Adaptive,
             // The simulator's references ignore the farm's policy; least-conn keeps its counters.
-            Policy::LowestCpu => PolicyKind::LeastConn,
+            Policy::LowestCpu | Policy::CpuWrr => PolicyKind::LeastConn,
             // The simulator's oracle ignores the farm's policy; least-conn keeps its counters.
             Policy::Oracle => PolicyKind::LeastConn,
         }
@@ -87,6 +90,7 @@ impl Policy {
         match self {
             Policy::Oracle => "oracle",
             Policy::LowestCpu => "lowest-cpu (naive)",
+            Policy::CpuWrr => "cpu-wrr (ORCA-style)",
             _ => self.kind().name(),
         }
     }
@@ -96,6 +100,7 @@ impl Policy {
         config.policy = self.kind();
         config.oracle = matches!(self, Policy::Oracle);
         config.lowest_cpu = matches!(self, Policy::LowestCpu);
+        config.cpu_wrr = matches!(self, Policy::CpuWrr);
     }
 }
 
@@ -318,6 +323,7 @@ impl Setup {
             sample_timeouts: false,
             reports: Default::default(),
             lowest_cpu: false,
+            cpu_wrr: false,
         }
         .at_load(load);
         config.reports = self.reports.reports();
@@ -467,7 +473,7 @@ fn main() -> anyhow::Result<()> {
             println!("|---|---|---|---|---|---|---|---|");
             let reporting = setup.reports.report_interval_ms > 0 || setup.reports.orca;
             for policy in Policy::value_variants() {
-                if matches!(policy, Policy::LowestCpu) && !reporting {
+                if matches!(policy, Policy::LowestCpu | Policy::CpuWrr) && !reporting {
                     continue; // without reports it is random
                 }
                 eprintln!("running {} ...", policy.name());

@@ -193,8 +193,13 @@ pub struct Station {
     since: u64,
     /// Worker-nanoseconds busy up to `since` (a frozen worker counts as busy: it holds a job).
     busy_ns: u128,
-    /// Where the last [`utilisation_since_mark`](Self::utilisation_since_mark) window ended.
-    mark: (u64, u128),
+    /// Where the last [`utilisation_since_mark`](Self::utilisation_since_mark) window ended:
+    /// time, busy worker-ns and completions then.
+    mark: (u64, u128, u64),
+    /// Jobs completed, hidden load included.
+    done: u64,
+    /// Completions per second over the last window (what an agent reports as `rps`).
+    pub last_rps: f64,
     /// Busy fraction averaged with time constant [`UTIL_TAU`], up to `since` (ORCA-style reports).
     util_ewma: f64,
 }
@@ -213,7 +218,9 @@ impl Station {
             served: 0,
             since: 0,
             busy_ns: 0,
-            mark: (0, 0),
+            mark: (0, 0, 0),
+            done: 0,
+            last_rps: 0.0,
             util_ewma: 0.0,
         }
     }
@@ -233,15 +240,17 @@ impl Station {
     }
 
     /// The busy fraction of the workers since the last call (or the start): what a member's agent
-    /// reports as `cpu` for the last interval. Starts a new window at `now`.
+    /// reports as `cpu` for the last interval. Starts a new window at `now`, and sets
+    /// [`last_rps`](Self::last_rps) to the completions per second over the window that ended.
     pub fn utilisation_since_mark(&mut self, now: u64) -> f64 {
         let busy = self.busy_ns + u128::from(self.busy) * u128::from(now - self.since);
-        let (t0, b0) = self.mark;
-        self.mark = (now, busy);
+        let (t0, b0, d0) = self.mark;
+        self.mark = (now, busy, self.done);
         let span = (now - t0) as f64 * f64::from(self.model.workers.max(1));
         if span <= 0.0 {
             return 0.0;
         }
+        self.last_rps = (self.done - d0) as f64 / ((now - t0) as f64 / NS);
         ((busy - b0) as f64 / span).clamp(0.0, 1.0)
     }
 
@@ -286,6 +295,7 @@ impl Station {
     /// A job finished: frees its worker, and starts the next waiting job if any.
     pub fn depart(&mut self, now: u64) -> Option<(u64, Job)> {
         self.busy -= 1;
+        self.done += 1;
         let next = self.queue.pop_front()?;
         Some((self.start(now, &next), next))
     }

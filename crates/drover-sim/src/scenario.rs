@@ -95,6 +95,7 @@ pub fn m(policy: PolicyKind, rate: f64, seconds: f64, seed: u64) -> Config {
         sample_timeouts: false,
         reports: Default::default(),
         lowest_cpu: false,
+        cpu_wrr: false,
     }
 }
 

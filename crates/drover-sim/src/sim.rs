@@ -73,6 +73,11 @@ pub struct Config {
     /// showed the lowest `cpu`: the naive rule that herds (DESIGN.md), a reference like the
     /// oracle, not drover-core code. Needs `reports`.
     pub lowest_cpu: bool,
+    /// Ignore `policy` and place each job by smooth weighted round robin with ORCA's weights
+    /// (gRPC's and Envoy's client-side WRR): weight = reported rps / reported cpu, a member
+    /// without a usable report at the mean weight. A sim-side reference; no blackout period.
+    /// Needs pushed `reports`.
+    pub cpu_wrr: bool,
 }
 
 impl Config {
@@ -92,6 +97,7 @@ impl Config {
             sample_timeouts: false,
             reports: Reports::default(),
             lowest_cpu: false,
+            cpu_wrr: false,
         }
         .at_load(rho)
     }
@@ -285,6 +291,8 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     i
                 } else if config.lowest_cpu {
                     balancers[b].lowest_cpu()
+                } else if config.cpu_wrr {
+                    balancers[b].cpu_wrr()
                 } else {
                     balancers[b].dispatch(now).ok_or(SimError::NoPick(b))?
                 };
@@ -379,6 +387,7 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                         cpu: st.utilisation_smoothed(),
                         queue: st.waiting(),
                         rif: st.len(),
+                        rps: 0.0,
                     };
                     balancers[job.balancer as usize].report(i, sample, Source::Orca, now);
                 }
@@ -392,10 +401,12 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
                     continue;
                 }
                 let st = &mut stations[member as usize];
+                let cpu = st.utilisation_since_mark(now);
                 let sample = Sample {
-                    cpu: st.utilisation_since_mark(now),
+                    cpu,
                     queue: st.waiting(),
                     rif: st.len(),
+                    rps: st.last_rps,
                 };
                 for balancer in 0..k as u32 {
                     let at = now + reports.jittered(reports.delay, &mut report_rng);

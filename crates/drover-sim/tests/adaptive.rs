@@ -71,3 +71,19 @@ fn reports_reach_the_farm() {
     assert!(blind.share[2] > 0.18, "{:?}", blind.share);
     assert!(told.share[2] < blind.share[2], "{:?}", told.share);
 }
+
+#[test]
+fn cpu_weighted_round_robin_misses_hidden_load() {
+    // ORCA-style weights (rps / cpu) measure a member's speed, not what is left of it: B1 keeps
+    // its full share while its hidden load is on, and its queue grows. Adaptive sees the wait.
+    let mut c = m(PolicyKind::LeastConn, 550.0, 90.0, 4);
+    c.reports = Reports::push(1_000, 10);
+    c.cpu_wrr = true;
+    let wrr = run(&c).unwrap();
+    c.cpu_wrr = false;
+    c.policy = PolicyKind::Adaptive;
+    let ad = run(&c).unwrap();
+    assert!(wrr.errors > 0.01, "cpu-wrr timeouts {}", wrr.errors);
+    assert!(ad.errors < 0.001, "adaptive timeouts {}", ad.errors);
+    assert!(wrr.p99 > 2.0 * ad.p99, "p99 {} vs {}", wrr.p99, ad.p99);
+}

@@ -62,6 +62,7 @@ fn peak_ewma_avoids_a_slow_member_on_the_virtual_clock() {
         sample_timeouts: false,
         reports: Default::default(),
         lowest_cpu: false,
+        cpu_wrr: false,
     };
     let p2c = run(&c).unwrap();
     c.policy = PolicyKind::PeakEwma;
