@@ -150,6 +150,13 @@ def cmd_table(a):
               f"{ratio('cpu_rate')} (at 5,120 req/s); p99 {ratio('p99')}  (< 1.00 means drover is better)")
     else:
         print("drover / HAProxy: n/a (drover or HAProxy not measured in this run)")
+    alt = medians.get("drover-alt")
+    if d and alt and d["n"] and alt["n"]:
+        def alt_ratio(k):
+            return "n/a" if alt[k] is None or not d[k] else f"{alt[k] / d[k]:.3f}"
+        print(f"\ndrover-alt ({labels.get('drover-alt', 'drover-alt')}) / drover: CPU us/req "
+              f"{alt_ratio('cpu')} (keep-alive), {alt_ratio('cpu_close')} (close), "
+              f"{alt_ratio('cpu_rate')} (at 5,120 req/s); p99 {alt_ratio('p99')}")
     print()
     # warnings: errors, rate not reached
     warn = []

@@ -9,6 +9,9 @@
 #        TARGETS="direct haproxy nginx drover"   subset/order of targets
 #        DROVER_ARGS="--threads 1"               extra args after `drover serve --config $DROVER_CONFIG`
 #        DROVER_CONFIG=examples/peers.toml       relative to the repo root
+#        ALT_POLICY=adaptive  the policy of target drover-alt: the same config on port 8086 with
+#                             this policy, to price a policy against round robin in one run, e.g.
+#                             TARGETS="drover drover-alt" ALT_POLICY=adaptive
 #        DROVER_BIN=target/release/drover        SKIP_BUILD=1 to skip `cargo build --release`
 #        WARMUP=3  SETTLE=1 (seconds of pause between runs)  KEEP_RUN_DIR=1 (keep temp dir)
 #        QUIET_WAIT=0      before each run, wait up to this many seconds for other load to stop
@@ -26,6 +29,7 @@ QUIET_WAIT="${QUIET_WAIT:-0}"
 TARGETS="${TARGETS:-direct haproxy nginx drover}"
 DROVER_ARGS="${DROVER_ARGS---threads 1}"
 DROVER_CONFIG="${DROVER_CONFIG:-examples/peers.toml}"
+ALT_POLICY="${ALT_POLICY:-adaptive}"
 DROVER_BIN="${DROVER_BIN:-$REPO_DIR/target/release/drover}"
 CONNS=64
 RATE_PER_CONN=80   # h2load --rps is per client: 64 x 80 = 5,120 req/s offered
@@ -40,9 +44,9 @@ done
 
 read -r -a TARGET_LIST <<<"$TARGETS"
 ((${#TARGET_LIST[@]} > 0)) || die "TARGETS is empty"
-declare -A PORT=([direct]=9001 [haproxy]=8081 [nginx]=8082 [drover]=8085)
+declare -A PORT=([direct]=9001 [haproxy]=8081 [nginx]=8082 [drover]=8085 [drover-alt]=8086)
 for t in "${TARGET_LIST[@]}"; do
-    [[ -n "${PORT[$t]:-}" ]] || die "unknown target '$t' (known: direct haproxy nginx drover)"
+    [[ -n "${PORT[$t]:-}" ]] || die "unknown target '$t' (known: direct haproxy nginx drover drover-alt)"
 done
 has_target() { [[ " ${TARGET_LIST[*]} " == *" $1 "* ]]; }
 [[ "$DURATION" =~ ^[0-9]+$ && "$REPS" =~ ^[0-9]+$ && "$REPS" -ge 1 ]] || die "DURATION and REPS must be positive integers"
@@ -50,6 +54,7 @@ has_target() { [[ " ${TARGET_LIST[*]} " == *" $1 "* ]]; }
 # The exact command, for the report.
 COMMAND="DURATION=$DURATION REPS=$REPS TARGETS='$TARGETS'"
 has_target drover && COMMAND+=" DROVER_ARGS='$DROVER_ARGS'"
+has_target drover-alt && COMMAND+=" ALT_POLICY='$ALT_POLICY'"
 for knob in WARMUP SETTLE QUIET_WAIT DROVER_CONFIG DROVER_BIN SKIP_BUILD; do
     [[ -n "${!knob+x}" ]] || continue
     case "$knob" in
@@ -68,7 +73,7 @@ COMMAND+=" bench/peers/run.sh"
 ensure_tools haproxy nginx wrk h2load
 CLK_TCK="$(getconf CLK_TCK)"
 
-if has_target drover; then
+if has_target drover || has_target drover-alt; then
     [[ -f "$REPO_DIR/$DROVER_CONFIG" || -f "$DROVER_CONFIG" ]] || die "drover config $DROVER_CONFIG not found (run with --no-drover or TARGETS=... to skip drover)"
     build_drover
 fi
@@ -116,6 +121,18 @@ if has_target drover; then
     PIDS[drover]="$DROVER_PID"
     ALL_PIDS+=("$DROVER_PID")
 fi
+if has_target drover-alt; then
+    # The same config, listening on 8086, with only the policy changed.
+    ALT_CONFIG="$RUN_DIR/drover-alt.toml"
+    ( cd "$REPO_DIR" && sed -e 's/127\.0\.0\.1:8085/127.0.0.1:8086/' \
+        -e "s/^policy = .*/policy = \"$ALT_POLICY\"/" "$DROVER_CONFIG" ) >"$ALT_CONFIG"
+    grep -q "policy = \"$ALT_POLICY\"" "$ALT_CONFIG" || die "cannot set the policy in $ALT_CONFIG"
+    log "starting drover-alt (127.0.0.1:8086, policy $ALT_POLICY): $DROVER_BIN serve --config $ALT_CONFIG $DROVER_ARGS"
+    # shellcheck disable=SC2086
+    start_drover 8086 serve --config "$ALT_CONFIG" $DROVER_ARGS
+    PIDS[drover-alt]="$DROVER_PID"
+    ALL_PIDS+=("$DROVER_PID")
+fi
 
 # Every target must answer 200 with the member's body before we measure it
 # (health checks may start members down: allow a few seconds).
@@ -149,6 +166,7 @@ meta = {
         "haproxy": "HAProxy $HAPROXY_VER",
         "nginx": "nginx $NGINX_VER",
         "drover": "drover $DROVER_REV",
+        "drover-alt": "drover $DROVER_REV, policy $ALT_POLICY",
     },
     "pids": {$(for t in "${TARGET_LIST[@]}"; do printf '"%s": [%s], ' "$t" "$(tr ' ' ',' <<<"${PIDS[$t]}")"; done)},
     "machine": {
