@@ -30,7 +30,7 @@ use crate::clock;
 use crate::health::{Transition, show};
 use crate::member::{Flag, Member, MemberSpec};
 use crate::outlier::OutlierRules;
-use crate::policy::{PickContext, Policy, PolicyKind};
+use crate::policy::{Chosen, Explanation, PickContext, Policy, PolicyKind};
 
 /// The health rules of a farm (from its config; all off by default).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -159,6 +159,40 @@ impl Farm {
 
     pub fn policy(&self) -> &dyn Policy {
         &*self.policy
+    }
+
+    /// "Which member?": a real pick (a round-robin cursor moves; no request is started), with
+    /// the candidates, their scores and which stage removed which member (see
+    /// [`crate::policy::explain`]). Slow start applies as in [`Farm::pick`], and says so when it
+    /// gives the turn to another member. The admin path: it allocates.
+    pub fn explain(&self, ctx: &mut PickContext) -> Explanation {
+        ctx.panic = self.panic.load(Relaxed);
+        let mut e = self.policy.explain(&self.members, ctx);
+        e.farm = self.name.clone();
+        e.policy = self.kind.to_string();
+        e.panic = ctx.panic;
+        if ctx.panic {
+            e.notes
+                .push("panic mode: too few members are healthy; health is ignored".to_owned());
+        }
+        if let Some(chosen) = e.chosen.clone()
+            && !self.rules.slow_start.is_zero()
+            && self.members[chosen.index].health.up_since().is_some()
+        {
+            let i = self.ramp(chosen.index, ctx);
+            if i != chosen.index {
+                e.notes.push(format!(
+                    "slow start: {} is ramping up, so this turn went to {}",
+                    chosen.name,
+                    self.members[i].name()
+                ));
+                e.chosen = Some(Chosen {
+                    index: i,
+                    name: self.members[i].name().to_owned(),
+                });
+            }
+        }
+        e
     }
 
     pub fn member(&self, name: &str) -> Option<&Arc<Member>> {

@@ -9,7 +9,12 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use drover_core::hash::hash_key;
-use drover_core::{Farm, Flag, HashKey, MemberSpec, PickContext, PolicyKind, Rng};
+use std::time::Duration;
+
+use drover_core::policy::{Score, Stage};
+use drover_core::{
+    Farm, Flag, HashKey, LoadReport, MemberSpec, PickContext, PolicyKind, Rng, Source, clock,
+};
 
 struct Counting;
 
@@ -95,6 +100,32 @@ fn picking_never_allocates() {
             key: HashKey::Source,
             bound: 1.25,
         },
+        PolicyKind::Simple {
+            metric: "cpu".into(),
+        },
+        PolicyKind::Dynamic {
+            mix: vec![
+                ("cpu".into(), 0.5),
+                ("load1".into(), 0.3),
+                ("rif".into(), 0.2),
+            ],
+        },
+        PolicyKind::Lowest {
+            metric: "cpu".into(),
+        },
+        PolicyKind::Pipeline(vec![
+            Stage::Fresh(Duration::from_secs(20)),
+            Stage::Sample(2),
+            Stage::Least(Score::Dynamic(vec![
+                ("cpu".into(), 0.5),
+                ("rif".into(), 0.5),
+            ])),
+        ]),
+        PolicyKind::Pipeline(vec![
+            Stage::LogWindow,
+            Stage::Least(Score::Rif),
+            Stage::Random,
+        ]),
     ];
     // The counter must see allocations at all, or a zero below would prove nothing.
     assert!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 16]))) > 0);
@@ -104,6 +135,17 @@ fn picking_never_allocates() {
         // Exercise the fallback paths too: some members not eligible, some already tried.
         farm.members[1].state.set(Flag::Up, false);
         farm.members[4].state.set(Flag::Draining, true);
+        // Reports reach the load-aware policies' own atomics (off the request path).
+        let now = clock::now();
+        for i in 0..farm.members.len() {
+            let mut r = LoadReport::new(format!("m{i}"), Source::Push, now);
+            r.metrics.insert("cpu", 0.1 * i as f64).unwrap();
+            r.metrics.insert("load1", i as f64).unwrap();
+            farm.apply_report(i, &r, now);
+        }
+        // Pipelines keep their candidates in a thread-local buffer that grows on a thread's
+        // first pick and is reused after: warm it up before counting.
+        farm.pick(&mut PickContext::new(Rng::new(0)));
         let mut picked = 0u64;
         let allocated = allocations_in(|| {
             for n in 0..PICKS {

@@ -40,6 +40,14 @@ impl Policy for LeastConn {
         "least-conn"
     }
 
+    fn score(&self, members: &[Arc<Member>], index: usize, _now: u64) -> Option<f64> {
+        Some(super::load_of(&members[index]))
+    }
+
+    fn score_rule(&self) -> Option<&'static str> {
+        Some("in-flight / weight; lower wins")
+    }
+
     fn pick(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Option<usize> {
         let n = members.len();
         if n == 0 {

@@ -11,10 +11,15 @@
 //! and that the [`PickContext`] has not excluded (members already tried for this request). It
 //! returns `None` only when no member is eligible; the caller then runs the farm's outage action.
 //!
-//! Later issues extend this into pipelines of stages (filter / sample / order); a pipeline is
-//! itself a `Policy`.
+//! Pipelines of stages (filter / sample / order, mod_backhand style) are in [`pipeline`]; a
+//! pipeline is itself a `Policy`. Policies that read load reports (`simple`, `dynamic`, a
+//! pipeline's load-aware `least`) keep what they learned in their own atomics, written by
+//! [`Policy::on_report`] and never read from the report on the request path (see [`capacity`]).
+//!
+//! "Which member?": [`Policy::explain`] makes a real pick and says why ([`Explanation`]); the
+//! default lists the eligible members with [`Policy::score`]. It is the admin path and allocates.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use crate::Member;
@@ -22,21 +27,32 @@ use crate::report::LoadReport;
 use crate::rng::Rng;
 
 mod adaptive;
+pub mod capacity;
+mod dynamic;
+pub mod explain;
 mod hash_ring;
 mod least_conn;
+mod lowest;
 mod p2c;
 mod peak_ewma;
+pub mod pipeline;
 mod random;
 mod round_robin;
+mod simple;
 mod weighted;
 
 pub use adaptive::Adaptive;
+pub use dynamic::Dynamic;
+pub use explain::{Candidate, Chosen, Explanation, Removed};
 pub use hash_ring::ConsistentHash;
 pub use least_conn::LeastConn;
+pub use lowest::Lowest;
 pub use p2c::P2c;
 pub use peak_ewma::PeakEwma;
+pub use pipeline::{Pipeline, Score, Stage};
 pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use simple::Simple;
 pub use weighted::Weighted;
 
 /// Where the `hash` policy takes its key from. Extracting the key is the proxy's job; the policy
@@ -74,6 +90,22 @@ pub enum PolicyKind {
     },
     /// drover's best rule (see `policy/adaptive.rs` and docs/balancing.md).
     Adaptive,
+    /// One reported metric sets capacity; P2C on `(in_flight + 1) / capacity` (see
+    /// `policy/capacity.rs`).
+    Simple {
+        metric: String,
+    },
+    /// A weighted mix of reported metrics sets capacity (weights normalised to sum 1; `rif` is
+    /// the local in-flight count); P2C on `(in_flight + 1) / capacity`.
+    Dynamic {
+        mix: Vec<(String, f64)>,
+    },
+    /// The lowest reported value of a metric, no sampling. For comparison only: it herds.
+    Lowest {
+        metric: String,
+    },
+    /// Stages applied in order; the last stage's first candidate wins.
+    Pipeline(Vec<Stage>),
 }
 
 impl PolicyKind {
@@ -88,6 +120,10 @@ impl PolicyKind {
             PolicyKind::PeakEwma => "peak-ewma",
             PolicyKind::Hash { .. } => "hash",
             PolicyKind::Adaptive => "adaptive",
+            PolicyKind::Simple { .. } => "simple",
+            PolicyKind::Dynamic { .. } => "dynamic",
+            PolicyKind::Lowest { .. } => "lowest",
+            PolicyKind::Pipeline(_) => "pipeline",
         }
     }
 
@@ -103,6 +139,14 @@ impl PolicyKind {
         "adaptive",
     ];
 
+    /// The policies written with arguments, for error messages (a TOML array of stages is a
+    /// pipeline; see [`pipeline::STAGE_FORMS`]).
+    pub const FORMS: &'static [&'static str] = &[
+        "simple(<metric>)",
+        "dynamic(<metric>=<weight>, ...)",
+        "lowest(<metric>)",
+    ];
+
     /// Builds the policy for this member list.
     pub fn build(&self, members: &[Arc<Member>]) -> Box<dyn Policy> {
         match self {
@@ -114,6 +158,27 @@ impl PolicyKind {
             PolicyKind::PeakEwma => Box::new(PeakEwma::new()),
             PolicyKind::Hash { bound, .. } => Box::new(ConsistentHash::new(members, *bound)),
             PolicyKind::Adaptive => Box::new(Adaptive::new(members)),
+            PolicyKind::Simple { metric } => Box::new(Simple::new(members, metric)),
+            PolicyKind::Dynamic { mix } => Box::new(Dynamic::new(members, mix)),
+            PolicyKind::Lowest { metric } => Box::new(Lowest::new(members, metric)),
+            PolicyKind::Pipeline(stages) => Box::new(Pipeline::new(members, stages)),
+        }
+    }
+}
+
+/// The policy as written in config: `p2c`, `simple(cpu)`, `dynamic(cpu=0.5, load1=0.5)`,
+/// `["fresh 20s", "sample 2", "least rif"]`.
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyKind::Simple { metric } => write!(f, "simple({metric})"),
+            PolicyKind::Dynamic { mix } => write!(f, "dynamic({})", pipeline::show_mix(mix)),
+            PolicyKind::Lowest { metric } => write!(f, "lowest({metric})"),
+            PolicyKind::Pipeline(stages) => {
+                let names: Vec<String> = stages.iter().map(Stage::to_string).collect();
+                write!(f, "{names:?}")
+            }
+            other => f.write_str(other.name()),
         }
     }
 }
@@ -221,6 +286,31 @@ pub trait Policy: Send + Sync + Debug {
     fn on_report(&self, members: &[Arc<Member>], index: usize, report: &LoadReport) {
         let _ = (members, index, report);
     }
+
+    /// This policy's score for member `index` at `now`, for explanations (lower wins), where it
+    /// has one: `least-conn` and `p2c` in-flight / weight, `peak-ewma` its cost, `simple` and
+    /// `dynamic` `(in_flight + 1) / capacity`. Not used by picks.
+    fn score(&self, members: &[Arc<Member>], index: usize, now: u64) -> Option<f64> {
+        let _ = (members, index, now);
+        None
+    }
+
+    /// What [`score`](Self::score) is, in words, when the policy has one.
+    fn score_rule(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Makes a real pick and says why: the candidates with their scores and the members left
+    /// out. The default ([`explain::generic`]) lists eligible members with in-flight, weight and
+    /// [`score`](Self::score). The admin path: allocation is fine here.
+    fn explain(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Explanation {
+        explain::generic(self, members, ctx)
+    }
+}
+
+/// `in_flight / live weight`: the load `least-conn` and `p2c` compare, as a number.
+pub(crate) fn load_of(member: &Member) -> f64 {
+    f64::from(member.stats.in_flight()) * 100.0 / f64::from(member.state.live_weight_x100())
 }
 
 /// First eligible member scanning from `start`, wrapping around. The fallback of every policy
@@ -321,6 +411,32 @@ pub(crate) mod testing {
         }
     }
 
+    /// Picks as requests that stay in flight (the oldest finishing once `open` are in flight),
+    /// at time `now`, counting picks per member: a member's real share under a load-aware policy.
+    pub fn shares(
+        policy: &dyn Policy,
+        members: &[Arc<Member>],
+        n: usize,
+        open: usize,
+        now: u64,
+    ) -> Vec<usize> {
+        let mut rng = Rng::new(5);
+        let mut queue = std::collections::VecDeque::new();
+        let mut counts = vec![0; members.len()];
+        for _ in 0..n {
+            let mut ctx = PickContext::new(Rng::new(rng.next_u64())).with_now(now);
+            let i = policy.pick(members, &mut ctx).expect("an eligible member");
+            members[i].stats.start();
+            counts[i] += 1;
+            queue.push_back(i);
+            if queue.len() > open {
+                let done = queue.pop_front().expect("not empty");
+                members[done].stats.finish(true, None);
+            }
+        }
+        counts
+    }
+
     /// Picks `n` times with a fresh context each time (seeded), counting picks per member.
     pub fn spread(policy: &dyn Policy, members: &[Arc<Member>], n: usize, seed: u64) -> Vec<usize> {
         let mut counts = vec![0; members.len()];
@@ -356,6 +472,29 @@ mod tests {
                 bound: 1.25,
             },
             PolicyKind::Adaptive,
+            PolicyKind::Simple {
+                metric: "cpu".into(),
+            },
+            PolicyKind::Dynamic {
+                mix: vec![
+                    ("cpu".into(), 0.5),
+                    ("load1".into(), 0.3),
+                    ("rif".into(), 0.2),
+                ],
+            },
+            PolicyKind::Lowest {
+                metric: "cpu".into(),
+            },
+            PolicyKind::Pipeline(vec![
+                Stage::Fresh(std::time::Duration::from_secs(20)),
+                Stage::Sample(2),
+                Stage::Least(Score::Dynamic(vec![
+                    ("cpu".into(), 0.5),
+                    ("rif".into(), 0.5),
+                ])),
+            ]),
+            PolicyKind::Pipeline(vec![Stage::LogWindow, Stage::Least(Score::Rif)]),
+            PolicyKind::Pipeline(vec![Stage::Ready, Stage::Random]),
         ]
     }
 
@@ -370,7 +509,10 @@ mod tests {
     fn built_policy_names_match_config_names() {
         for kind in kinds() {
             assert_eq!(kind.build(&members(&[1])).name(), kind.name());
-            assert!(PolicyKind::NAMES.contains(&kind.name()));
+            let listed = PolicyKind::NAMES.contains(&kind.name())
+                || PolicyKind::FORMS.iter().any(|f| f.starts_with(kind.name()))
+                || matches!(kind, PolicyKind::Pipeline(_));
+            assert!(listed, "{kind}");
         }
     }
 }

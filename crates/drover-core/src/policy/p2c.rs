@@ -58,6 +58,14 @@ impl Policy for P2c {
         "p2c"
     }
 
+    fn score(&self, members: &[Arc<Member>], index: usize, _now: u64) -> Option<f64> {
+        Some(super::load_of(&members[index]))
+    }
+
+    fn score_rule(&self) -> Option<&'static str> {
+        Some("in-flight / weight; lower wins (of two random candidates)")
+    }
+
     fn pick(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Option<usize> {
         if members.is_empty() {
             return None;

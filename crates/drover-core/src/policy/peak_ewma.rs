@@ -80,6 +80,16 @@ impl Policy for PeakEwma {
         "peak-ewma"
     }
 
+    fn score(&self, members: &[Arc<Member>], index: usize, now: u64) -> Option<f64> {
+        Some(PeakEwma::cost(&members[index], now))
+    }
+
+    fn score_rule(&self) -> Option<&'static str> {
+        Some(
+            "Peak-EWMA cost in ns: estimate x (in-flight + 1) / weight; lower wins (of two random candidates)",
+        )
+    }
+
     fn pick(&self, members: &[Arc<Member>], ctx: &mut PickContext) -> Option<usize> {
         if members.is_empty() {
             return None;
