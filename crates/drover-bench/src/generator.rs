@@ -45,14 +45,21 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 pub enum Route {
     /// Through drover: request `i` goes to listener `i % n`.
     Proxies(Vec<SocketAddr>),
-    /// Straight to the member with the smallest true queue.
-    Oracle(Vec<OracleMember>),
+    /// Straight to the member with the smallest true queue (`oracle`), or with `by_wait`, the
+    /// smallest expected time to finish one more job, `(q + 1) x mean service / c`
+    /// (`oracle-wait`: also knows each member's speed and workers).
+    Oracle {
+        members: Vec<OracleMember>,
+        by_wait: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub struct OracleMember {
     pub addr: SocketAddr,
     pub queue: Arc<AtomicU32>,
+    /// Mean service time x speed / workers, in seconds (used by `by_wait`).
+    pub cost_per_job: f64,
 }
 
 /// The load of one run.
@@ -97,9 +104,14 @@ fn unit(x: u64) -> f64 {
     ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
-/// Index of the smallest queue; among equals, the `r`-th (mod their count).
-pub fn pick_shortest(queues: impl Iterator<Item = u32> + Clone, r: u64) -> usize {
-    let min = queues.clone().min().unwrap_or(0);
+/// Index of the smallest cost; among equals, the `r`-th (mod their count).
+pub fn pick_shortest<T: PartialOrd + Copy>(
+    queues: impl Iterator<Item = T> + Clone,
+    r: u64,
+) -> usize {
+    let Some(min) = queues.clone().reduce(|a, b| if b < a { b } else { a }) else {
+        return 0;
+    };
     let ties = queues.clone().filter(|&q| q == min).count().max(1);
     let k = (r % ties as u64) as usize;
     queues
@@ -123,11 +135,12 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
             .parse()
             .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1/"))
     };
-    let (targets, queues): (Vec<Uri>, Vec<Arc<AtomicU32>>) = match route {
-        Route::Proxies(a) => (a.iter().map(uri).collect(), Vec::new()),
-        Route::Oracle(m) => (
-            m.iter().map(|m| uri(&m.addr)).collect(),
-            m.iter().map(|m| Arc::clone(&m.queue)).collect(),
+    let (targets, oracle, by_wait): (Vec<Uri>, Vec<OracleMember>, bool) = match route {
+        Route::Proxies(a) => (a.iter().map(uri).collect(), Vec::new(), false),
+        Route::Oracle { members, by_wait } => (
+            members.iter().map(|m| uri(&m.addr)).collect(),
+            members.clone(),
+            *by_wait,
         ),
     };
     let acc = Arc::new(Mutex::new(Acc {
@@ -167,10 +180,14 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
                 a.late += 1;
             }
         }
-        let target = if queues.is_empty() {
+        let r = splitmix(s_tie, i);
+        let target = if oracle.is_empty() {
             (i % targets.len().max(1) as u64) as usize
+        } else if by_wait {
+            let cost = |m: &OracleMember| (f64::from(m.queue.load(Relaxed)) + 1.0) * m.cost_per_job;
+            pick_shortest(oracle.iter().map(cost), r)
         } else {
-            pick_shortest(queues.iter().map(|q| q.load(Relaxed)), splitmix(s_tie, i))
+            pick_shortest(oracle.iter().map(|m| m.queue.load(Relaxed)), r)
         };
         let seed = splitmix(s_job, i);
         let (client, uri, acc) = (client.clone(), targets[target].clone(), Arc::clone(&acc));
@@ -297,5 +314,8 @@ mod tests {
         assert_eq!(pick_shortest(q.iter().copied(), 1), 3);
         assert_eq!(pick_shortest(q.iter().copied(), 2), 1);
         assert_eq!(pick_shortest([7u32].iter().copied(), 99), 0);
+        // Expected waits: (q + 1) x cost; 3 x 0.005 beats 1 x 0.02.
+        let waits = [3.0 * 0.005, 0.02, 2.0 * 0.01];
+        assert_eq!(pick_shortest(waits.iter().copied(), 5), 0);
     }
 }

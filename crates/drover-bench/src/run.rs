@@ -22,8 +22,13 @@ use crate::generator::{self, Load, OracleMember, Route};
 use crate::scenario::Scenario;
 use crate::stats::{self, RunResult};
 
-/// The policy name that bypasses drover.
+/// The policy names that bypass drover: shortest true queue, and shortest expected wait.
 pub const ORACLE: &str = "oracle";
+pub const ORACLE_WAIT: &str = "oracle-wait";
+
+fn is_oracle(policy: &str) -> bool {
+    policy == ORACLE || policy == ORACLE_WAIT
+}
 /// The shared secret of pushes (a bench secret, on 127.0.0.1 only).
 const SECRET: &str = "drover-bench-balancing-secret-0001";
 
@@ -95,7 +100,7 @@ pub async fn run_all(opts: &Options) -> anyhow::Result<Vec<RunResult>> {
         .with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
     let mut notes = Vec::new();
     let mut reporting = opts.reporting;
-    let needs_drover = opts.policies.iter().any(|p| p != ORACLE);
+    let needs_drover = opts.policies.iter().any(|p| !is_oracle(p));
     let mut report_keys_ok = false;
     if needs_drover {
         anyhow::ensure!(
@@ -267,7 +272,7 @@ async fn run_one(
     reporting: Reporting,
     report_keys_ok: bool,
 ) -> anyhow::Result<RunResult> {
-    let oracle = policy == ORACLE;
+    let oracle = is_oracle(policy);
     let interval = opts.report_interval.unwrap_or(sc.report_interval);
     // Ports first: the members push to the admin listeners before drover is up (refused pushes
     // during start-up are expected and not reported).
@@ -347,15 +352,18 @@ async fn run_one(
         );
     }
     let route = if oracle {
-        Route::Oracle(
-            members
+        Route::Oracle {
+            members: members
                 .iter()
                 .map(|m| OracleMember {
                     addr: m.addr(),
                     queue: m.queue(),
+                    cost_per_job: m.config().mean_service().as_secs_f64()
+                        / f64::from(m.config().worker_count()),
                 })
                 .collect(),
-        )
+            by_wait: policy == ORACLE_WAIT,
+        }
     } else {
         Route::Proxies(procs.iter().map(|p| p.listen).collect())
     };

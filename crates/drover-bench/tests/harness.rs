@@ -28,15 +28,17 @@ async fn oracle_route_sends_to_members_and_measures() {
     for cfg in &sc.members {
         members.push(SleepyMember::start(cfg.clone()).await.unwrap());
     }
-    let route = Route::Oracle(
-        members
+    let route = Route::Oracle {
+        members: members
             .iter()
             .map(|m| OracleMember {
                 addr: m.addr(),
                 queue: m.queue(),
+                cost_per_job: 0.005,
             })
             .collect(),
-    );
+        by_wait: false,
+    };
     let r = generator::run(&route, &load(200.0)).await;
     // ~300 requests expected in 1.5 s at 200 req/s; Poisson, so a wide band.
     assert!((150..500).contains(&r.requests), "{}", r.requests);
@@ -56,10 +58,14 @@ async fn same_seed_same_arrivals() {
     )
     .await
     .unwrap();
-    let route = Route::Oracle(vec![OracleMember {
-        addr: m.addr(),
-        queue: m.queue(),
-    }]);
+    let route = Route::Oracle {
+        members: vec![OracleMember {
+            addr: m.addr(),
+            queue: m.queue(),
+            cost_per_job: 0.001,
+        }],
+        by_wait: true,
+    };
     let a = generator::run(&route, &load(300.0)).await;
     let b = generator::run(&route, &load(300.0)).await;
     assert_eq!(a.requests, b.requests);

@@ -24,7 +24,9 @@ struct Cli {
     /// Request rates (req/s), comma-separated; default: each scenario's own (m: 450,550).
     #[arg(long)]
     rate: Option<String>,
-    /// Policies, comma-separated; any policy string drover accepts, plus `oracle`.
+    /// Policies, comma-separated; any policy string drover accepts, plus `oracle` (straight to
+    /// the member with the shortest true queue) and `oracle-wait` (shortest expected wait,
+    /// (queue + 1) x mean service / workers).
     #[arg(
         long,
         default_value = "round-robin,least-conn,p2c,peak-ewma,adaptive,oracle"

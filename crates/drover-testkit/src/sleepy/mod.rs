@@ -120,6 +120,16 @@ impl SleepyConfig {
         &self.name
     }
 
+    /// The number of virtual workers `c`.
+    pub fn worker_count(&self) -> u32 {
+        self.workers
+    }
+
+    /// Mean service time at normal load: mean x speed factor (no degradation, stall or episode).
+    pub fn mean_service(&self) -> Duration {
+        self.mean.mul_f64(self.speed)
+    }
+
     /// Virtual workers `c` (at least 1): jobs in service at once.
     pub fn workers(mut self, c: u32) -> Self {
         self.workers = c;
