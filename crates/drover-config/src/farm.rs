@@ -14,7 +14,7 @@ use crate::agent::{self, AgentKeys};
 use crate::health::{self, CheckKeys};
 use crate::model::{AgentCheck, Check, Farm, Outage, Page, Timeouts};
 use crate::parse::{location, page};
-use crate::units::{self, did_you_mean};
+use crate::units;
 use crate::walk::{Ctx, Table, Value};
 use crate::{passive, retry};
 
@@ -146,45 +146,26 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
     }
 }
 
+/// The farm's policy (see `policy.rs`; round-robin when absent or wrong); `hash` reads its keys.
 fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
-    let names = PolicyKind::NAMES.join(", ");
-    let name = match t.get("policy") {
-        None => "round-robin",
-        Some(v) => {
-            let what = format!("a policy name: one of {names}");
-            match ctx.expect_str(&t.child("policy"), v, &what) {
-                Some(name) => name,
-                None => return PolicyKind::RoundRobin,
-            }
-        }
-    };
-    let kind = match name {
-        "round-robin" => PolicyKind::RoundRobin,
-        "weighted" => PolicyKind::Weighted,
-        "least-conn" => PolicyKind::LeastConn,
-        "random" => PolicyKind::Random,
-        "p2c" => PolicyKind::P2c,
-        "peak-ewma" => PolicyKind::PeakEwma,
-        "adaptive" => PolicyKind::Adaptive,
-        "hash" => return hash(ctx, t),
-        _ => {
-            let mut message = format!("unknown policy; expected one of {names}");
-            if let Some(close) = did_you_mean(name, PolicyKind::NAMES.iter().copied()) {
-                message.push_str(&format!(" (did you mean \"{close}\"?)"));
-            }
-            if let Some(v) = t.get("policy") {
-                ctx.bad(&t.child("policy"), v, message);
-            }
-            PolicyKind::RoundRobin
-        }
+    let kind = crate::policy::policy(ctx, t);
+    if matches!(kind, Some(PolicyKind::Hash { .. })) {
+        return hash(ctx, t);
+    }
+    // After a bad policy value, name it as written: the hash keys may be right and it wrong.
+    let name = match (&kind, t.get("policy")) {
+        (Some(kind @ PolicyKind::Pipeline(_)), _) => kind.to_string(),
+        (Some(kind), _) => format!("\"{kind}\""),
+        (None, Some(v)) => ctx.written(v).unwrap_or_default(),
+        (None, None) => "\"round-robin\"".to_owned(),
     };
     for key in ["hash_key", "hash_bound"] {
         if let Some(at) = t.key_at(key) {
-            let message = format!("only applies to policy = \"hash\" (this farm's is \"{name}\")");
+            let message = format!("only applies to policy = \"hash\" (this farm's is {name})");
             ctx.error(at, &t.child(key), None, message);
         }
     }
-    kind
+    kind.unwrap_or(PolicyKind::RoundRobin)
 }
 
 fn hash(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {

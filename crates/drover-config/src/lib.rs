@@ -28,6 +28,7 @@ mod listener;
 pub mod model;
 mod parse;
 mod passive;
+mod policy;
 pub mod reports;
 mod retry;
 pub mod units;

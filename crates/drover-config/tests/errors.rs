@@ -85,7 +85,9 @@ fn broken_config_messages_say_what_would_be_valid() {
     assert_eq!(
         line(32),
         "farm.app.policy = \"round-robbin\": unknown policy; expected one of round-robin, \
-         weighted, least-conn, random, p2c, peak-ewma, hash, adaptive (did you mean \"round-robin\"?)"
+         weighted, least-conn, random, p2c, peak-ewma, hash, adaptive, simple(<metric>), \
+         dynamic(<metric>=<weight>, ...), lowest(<metric>), or an array of pipeline stages \
+         (did you mean \"round-robin\"?)"
     );
     assert!(line(33).contains("missing unit after 3"), "{}", line(33));
     assert!(line(36).starts_with("farm.app.members[1].address = \"127.0.0.1:99999\": invalid member address: port must be 1 to 65535"));
