@@ -109,6 +109,7 @@ pub async fn run_all(opts: &Options) -> anyhow::Result<Vec<RunResult>> {
              --drover PATH)",
             opts.drover.display()
         );
+        check_policies(opts).await?;
         report_keys_ok = probe_report_keys(opts).await?;
         if !report_keys_ok && reporting.push {
             let n = "this drover refuses [reports] / [farm.app.reports]: pushes are off, report \
@@ -232,6 +233,41 @@ fn write_json(opts: &Options, notes: &[String], runs: &[RunResult]) -> anyhow::R
 fn expect_for(opts: &Options, interval: Duration) -> Duration {
     opts.expect
         .unwrap_or_else(|| (interval * 3).max(Duration::from_secs(3)))
+}
+
+/// Fails before the first run if drover refuses any policy string (`drover check` on a sample
+/// config per policy), naming every refused one with drover's reason.
+async fn check_policies(opts: &Options) -> anyhow::Result<()> {
+    let members = [ConfigMember {
+        name: "probe".into(),
+        addr: "127.0.0.1:9".parse()?,
+        agent_port: None,
+    }];
+    let mut refused = Vec::new();
+    for (i, policy) in opts.policies.iter().filter(|p| !is_oracle(p)).enumerate() {
+        let spec = ConfigSpec {
+            policy,
+            threads: 1,
+            members: &members,
+            reports: &ReportKeys::default(),
+            farm_extra: &opts.farm_extra,
+        };
+        let path = opts.out_dir.join(format!("probe-policy-{i}.toml"));
+        std::fs::write(
+            &path,
+            drover::config_toml(&spec, "127.0.0.1:1".parse()?, "127.0.0.1:2".parse()?),
+        )?;
+        if let Err(e) = drover::check(&opts.drover, &path).await? {
+            refused.push(format!("{policy}: {e}"));
+        }
+    }
+    anyhow::ensure!(
+        refused.is_empty(),
+        "drover ({}) refuses these policies (or --farm-set lines):\n{}",
+        opts.drover.display(),
+        refused.join("\n")
+    );
+    Ok(())
 }
 
 /// Whether this drover accepts the report keys (`drover check` on a sample config).
