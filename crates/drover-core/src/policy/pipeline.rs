@@ -24,9 +24,12 @@
 //! Hot path: the candidates live in a **thread-local scratch buffer** (`Vec<u32>`) reused across
 //! picks: it grows to the largest farm a thread has picked for and is never freed, so a pick takes
 //! no lock and allocates nothing after a thread's first pick for its largest farm. A pick
-//! materialises the eligible members (O(n) atomic loads), so a pipeline costs O(n) where `p2c` is
-//! O(1); a final `least` finds the minimum without sorting; an ordering followed by other stages
-//! sorts in place (`sort_unstable_by`, no allocation). The load-aware scores keep their capacities
+//! normally lists the eligible members (O(n) atomic loads); a pipeline whose first sampler is a
+//! `sample <k>` with k <= 8 after filters only (`["fresh 20s", "sample 2", "least rif"]`) first
+//! draws its k candidates directly, by rejection as `p2c` does (O(k)), and lists only when those
+//! draws come up short, which keeps every filter exact. A final `least` finds the minimum
+//! without sorting; an ordering followed by other stages sorts in place (`sort_unstable_by`, no
+//! allocation). The load-aware scores keep their capacities
 //! in the pipeline's own atomics, written by [`Policy::on_report`], never read from a report.
 
 use std::cell::RefCell;
@@ -175,7 +178,15 @@ pub struct Pipeline {
     steps: Vec<Step>,
     /// Each step as configured, for explanations.
     names: Vec<String>,
+    /// The index of a `sample <k>` (k <= [`FAST_SAMPLE`]) preceded by filters only: such a
+    /// pipeline draws its sample directly instead of listing every member (see [`Pipeline::run`]).
+    fast_sample: Option<usize>,
 }
+
+/// Largest `k` of a directly drawn sample.
+const FAST_SAMPLE: usize = 8;
+/// Uniform draws per sampled candidate before the direct draw gives up.
+const FAST_DRAWS: usize = 4;
 
 thread_local! {
     /// The candidates of the pick running on this thread (see the module doc).
@@ -218,6 +229,10 @@ impl Pipeline {
         Pipeline {
             steps: stages.iter().map(step).collect(),
             names: stages.iter().map(Stage::to_string).collect(),
+            fast_sample: stages
+                .iter()
+                .position(|s| !matches!(s, Stage::Ready | Stage::Fresh(_)))
+                .filter(|&i| matches!(stages[i], Stage::Sample(k) if k <= FAST_SAMPLE)),
         }
     }
 
@@ -229,7 +244,77 @@ impl Pipeline {
         cands: &mut Vec<u32>,
         mut trace: Option<&mut Trace>,
     ) -> Option<usize> {
-        cands.clear();
+        let mut now = 0;
+        let mut from = 0;
+        if trace.is_none()
+            && let Some(at) = self.fast_sample
+            && let Some(drawn) = self.draw(members, ctx, at, &mut now)
+        {
+            cands.clear();
+            cands.extend(drawn.iter().flatten());
+            from = at + 1;
+        } else {
+            cands.clear();
+            self.list(members, ctx, cands, trace.as_deref_mut());
+        }
+        self.stages_from(members, ctx, cands, trace, from, now)
+    }
+
+    /// Fast path of a pipeline whose first sampler is a small `sample <k>` after filters only:
+    /// `k` distinct members drawn uniformly among those every earlier filter keeps, by rejection
+    /// (as `p2c` draws its candidates), so a pick costs O(k) instead of O(n). `None` when the
+    /// draws did not find `k` such members (few eligible or fresh ones, or a `fresh` filter that
+    /// would keep no one): the caller then lists every member, which is exact in every case.
+    fn draw(
+        &self,
+        members: &[Arc<Member>],
+        ctx: &mut PickContext,
+        at: usize,
+        now: &mut u64,
+    ) -> Option<[Option<u32>; FAST_SAMPLE]> {
+        let Step::Sample(k) = self.steps[at] else {
+            return None;
+        };
+        let n = members.len();
+        if n <= k {
+            return None;
+        }
+        if self.steps[..at].iter().any(|s| matches!(s, Step::Fresh(_))) {
+            *now = ctx.now();
+        }
+        let mut out = [None; FAST_SAMPLE];
+        let mut len = 0;
+        for _ in 0..k * FAST_DRAWS {
+            let i = ctx.rng.below(n);
+            if out[..len].contains(&Some(i as u32)) || !ctx.eligible(members, i) {
+                continue;
+            }
+            let kept = self.steps[..at].iter().all(|s| match s {
+                Step::Fresh(age) => {
+                    let at = members[i].reported.received();
+                    at != 0 && now.saturating_sub(at) <= *age
+                }
+                _ => true,
+            });
+            if kept {
+                out[len] = Some(i as u32);
+                len += 1;
+                if len == k {
+                    return Some(out);
+                }
+            }
+        }
+        None
+    }
+
+    /// Lists the eligible members into `cands` (the `ready` stage, always first).
+    fn list(
+        &self,
+        members: &[Arc<Member>],
+        ctx: &PickContext,
+        cands: &mut Vec<u32>,
+        mut trace: Option<&mut Trace>,
+    ) {
         for i in 0..members.len() {
             if ctx.eligible(members, i) {
                 cands.push(i as u32);
@@ -239,13 +324,24 @@ impl Pipeline {
                 t.removed.push(Removed::new(members, i, "ready", why));
             }
         }
+    }
+
+    /// Runs the stages from `from` on over `cands`; the first candidate left wins. `now` is 0
+    /// until a stage needs the clock (then read once).
+    fn stages_from(
+        &self,
+        members: &[Arc<Member>],
+        ctx: &mut PickContext,
+        cands: &mut Vec<u32>,
+        mut trace: Option<&mut Trace>,
+        from: usize,
+        mut now: u64,
+    ) -> Option<usize> {
         if cands.is_empty() {
             return None;
         }
-        // Read the clock once, and only for stages that need it.
-        let mut now = 0;
         let last = self.steps.len().saturating_sub(1);
-        for (s, step) in self.steps.iter().enumerate() {
+        for (s, step) in self.steps.iter().enumerate().skip(from) {
             if now == 0 && matches!(step, Step::Fresh(_) | Step::Least(_)) {
                 now = ctx.now();
             }
@@ -376,7 +472,15 @@ impl Policy for Pipeline {
             return None;
         }
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut cands) => self.run(members, ctx, &mut cands, None),
+            Ok(mut cands) => {
+                // Grown once per thread to the largest farm, whichever path this pick takes.
+                let n = members.len();
+                if cands.capacity() < n {
+                    let len = cands.len();
+                    cands.reserve(n - len);
+                }
+                self.run(members, ctx, &mut cands, None)
+            }
             // Only if a pick ran inside a pick on this thread, which nothing does.
             Err(_) => self.run(members, ctx, &mut Vec::new(), None),
         })

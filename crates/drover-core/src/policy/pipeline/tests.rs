@@ -255,3 +255,42 @@ fn no_member_no_pick() {
     assert_eq!(p.pick(&[], &mut ctx(1)), None);
     assert_eq!(p.explain(&[], &mut ctx(1)).chosen, None);
 }
+
+#[test]
+fn direct_sampling_keeps_the_filters_exact() {
+    // 100 members, 3 of them fresh: direct draws rarely find two fresh ones, and the listed
+    // fallback keeps the result exact.
+    let ms = members(&[1; 100]);
+    let stages = [
+        Stage::Fresh(Duration::from_secs(20)),
+        Stage::Sample(2),
+        Stage::Least(Score::Rif),
+    ];
+    let p = Pipeline::new(&ms, &stages);
+    assert_eq!(p.fast_sample, Some(1));
+    for i in [7, 50, 93] {
+        reported(&p, &ms, i, NOW - S, &[("cpu", 0.1)]);
+    }
+    let c = spread(&p, &ms, 3_000, 1);
+    let fresh: usize = [7, 50, 93].iter().map(|&i| c[i]).sum();
+    assert_eq!(fresh, 3_000, "{c:?}");
+    assert!([7, 50, 93].iter().all(|&i| c[i] > 800), "{c:?}");
+    // Every member fresh: the direct draw is taken and spreads evenly; an ineligible or loaded
+    // member is never the winner.
+    for i in 0..100 {
+        reported(&p, &ms, i, NOW - S, &[("cpu", 0.1)]);
+    }
+    ms[3].state.set(Flag::Up, false);
+    (0..5).for_each(|_| ms[4].stats.start());
+    let c = spread(&p, &ms, 99_000, 2);
+    assert_eq!((c[3], c[4]), (0, 0), "{c:?}");
+    let others = c.iter().enumerate().filter(|&(i, _)| i != 3 && i != 4);
+    assert!(
+        others.clone().all(|(_, &n)| (850..1_200).contains(&n)),
+        "{c:?}"
+    );
+    // Every report stale: fresh removes no one, on the fast path's fallback too.
+    let p = Pipeline::new(&ms, &stages);
+    let c = spread(&p, &ms, 9_800, 3);
+    assert_eq!(c.iter().filter(|&&n| n > 0).count(), 98, "{c:?}");
+}
