@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use drover_testkit::SleepyConfig;
 use drover_testkit::sleepy::{X_DROVER_SEED, splitmix};
 use hdrhistogram::Histogram;
 use http::{Request, Uri};
@@ -46,8 +47,8 @@ pub enum Route {
     /// Through drover: request `i` goes to listener `i % n`.
     Proxies(Vec<SocketAddr>),
     /// Straight to the member with the smallest true queue (`oracle`), or with `by_wait`, the
-    /// smallest expected time to finish one more job, `(q + 1) x mean service / c`
-    /// (`oracle-wait`: also knows each member's speed and workers).
+    /// smallest expected time to answer one more job given its true queue and its config
+    /// (`oracle-wait`, [`SleepyConfig::expected_response`]).
     Oracle {
         members: Vec<OracleMember>,
         by_wait: bool,
@@ -58,8 +59,8 @@ pub enum Route {
 pub struct OracleMember {
     pub addr: SocketAddr,
     pub queue: Arc<AtomicU32>,
-    /// Mean service time x speed / workers, in seconds (used by `by_wait`).
-    pub cost_per_job: f64,
+    /// The member's config, for `by_wait`.
+    pub config: SleepyConfig,
 }
 
 /// The load of one run.
@@ -184,7 +185,7 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
         let target = if oracle.is_empty() {
             (i % targets.len().max(1) as u64) as usize
         } else if by_wait {
-            let cost = |m: &OracleMember| (f64::from(m.queue.load(Relaxed)) + 1.0) * m.cost_per_job;
+            let cost = |m: &OracleMember| m.config.expected_response(m.queue.load(Relaxed));
             pick_shortest(oracle.iter().map(cost), r)
         } else {
             pick_shortest(oracle.iter().map(|m| m.queue.load(Relaxed)), r)

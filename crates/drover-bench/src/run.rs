@@ -394,8 +394,7 @@ async fn run_one(
                 .map(|m| OracleMember {
                     addr: m.addr(),
                     queue: m.queue(),
-                    cost_per_job: m.config().mean_service().as_secs_f64()
-                        / f64::from(m.config().worker_count()),
+                    config: m.config().clone(),
                 })
                 .collect(),
             by_wait: policy == ORACLE_WAIT,

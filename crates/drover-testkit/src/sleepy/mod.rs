@@ -130,6 +130,23 @@ impl SleepyConfig {
         self.mean.mul_f64(self.speed)
     }
 
+    /// Expected time to answer one more job that finds `q` jobs in the member (waiting + in
+    /// service), from the config alone: service S = mean x speed x degradation at
+    /// n = min(q + 1, c) busy workers; if a worker is free (q < c) that is all, otherwise the job
+    /// also waits for q + 1 - c departures, one every S / c. Stalls, episodes and hidden load are
+    /// not foreseen. In seconds. The benchmark's `oracle-wait` picks the member minimising it.
+    pub fn expected_response(&self, q: u32) -> f64 {
+        let c = self.workers.max(1);
+        let n = q.saturating_add(1).min(c);
+        let (a, b) = self.degrade;
+        let s = self.mean.as_secs_f64() * self.speed * service::degrade_factor(n, a, b);
+        if q < c {
+            s
+        } else {
+            s * (1.0 + f64::from(q + 1 - c) / f64::from(c))
+        }
+    }
+
     /// Virtual workers `c` (at least 1): jobs in service at once.
     pub fn workers(mut self, c: u32) -> Self {
         self.workers = c;
@@ -363,5 +380,26 @@ impl SleepyMember {
 impl Drop for SleepyMember {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_response_counts_free_workers_speed_and_degradation() {
+        let ms = Duration::from_millis(1);
+        let normal = SleepyConfig::new("n").workers(4).service(20 * ms, 1.0);
+        // A free worker: just the service time, however many are busy.
+        assert!((normal.expected_response(0) - 0.020).abs() < 1e-9);
+        assert!((normal.expected_response(3) - 0.020).abs() < 1e-9);
+        // Full: wait for one departure (S / c) first.
+        assert!((normal.expected_response(4) - 0.025).abs() < 1e-9);
+        let slow = SleepyConfig::new("s").service(20 * ms, 1.0).speed(3.0);
+        assert!((slow.expected_response(0) - 0.060).abs() < 1e-9);
+        // B5 with 8 busy: 20 ms x 4.5.
+        let b5 = SleepyConfig::new("d").workers(8).degrade(0.1, 0.05);
+        assert!((b5.expected_response(7) - 0.090).abs() < 1e-9);
     }
 }
