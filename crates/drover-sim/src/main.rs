@@ -59,6 +59,18 @@ enum Policy {
     PeakEwma,
     Weighted,
     Adaptive,
+    /// drover-core's `lowest(cpu)` (for comparison only: it herds).
+    #[value(name = "lowest")]
+    LowestCpuCore,
+    /// drover-core's `simple(cpu)`: reported cpu sets capacity, P2C on in-flight decides.
+    #[value(name = "simple")]
+    SimpleCpu,
+    /// drover-core's `dynamic(cpu=0.5, rif=0.5)`: cpu may halve a member's capacity at most.
+    #[value(name = "dynamic-half")]
+    DynamicHalf,
+    /// drover-core's `dynamic(cpu=1)`: capacity = weight x max(1 - cpu, 0.05).
+    #[value(name = "dynamic")]
+    DynamicCpu,
     /// Not a drover policy: the member whose last report showed the lowest cpu (the naive rule
     /// that herds; needs reports).
     LowestCpu,
@@ -79,6 +91,18 @@ impl Policy {
             Policy::PeakEwma => PolicyKind::PeakEwma,
             Policy::Weighted => PolicyKind::Weighted,
             Policy::Adaptive => PolicyKind::Adaptive,
+            Policy::LowestCpuCore => PolicyKind::Lowest {
+                metric: "cpu".into(),
+            },
+            Policy::SimpleCpu => PolicyKind::Simple {
+                metric: "cpu".into(),
+            },
+            Policy::DynamicHalf => PolicyKind::Dynamic {
+                mix: vec![("cpu".into(), 0.5), ("rif".into(), 0.5)],
+            },
+            Policy::DynamicCpu => PolicyKind::Dynamic {
+                mix: vec![("cpu".into(), 1.0)],
+            },
             // The simulator's references ignore the farm's policy; least-conn keeps its counters.
             Policy::LowestCpu | Policy::CpuWrr => PolicyKind::LeastConn,
             // The simulator's oracle ignores the farm's policy; least-conn keeps its counters.
@@ -91,6 +115,10 @@ impl Policy {
             Policy::Oracle => "oracle",
             Policy::LowestCpu => "lowest-cpu (naive)",
             Policy::CpuWrr => "cpu-wrr (ORCA-style)",
+            Policy::LowestCpuCore => "lowest(cpu)",
+            Policy::SimpleCpu => "simple(cpu)",
+            Policy::DynamicHalf => "dynamic(cpu=0.5, rif=0.5)",
+            Policy::DynamicCpu => "dynamic(cpu=1)",
             _ => self.kind().name(),
         }
     }
@@ -473,7 +501,16 @@ fn main() -> anyhow::Result<()> {
             println!("|---|---|---|---|---|---|---|---|");
             let reporting = setup.reports.report_interval_ms > 0 || setup.reports.orca;
             for policy in Policy::value_variants() {
-                if matches!(policy, Policy::LowestCpu | Policy::CpuWrr) && !reporting {
+                let reads_reports = matches!(
+                    policy,
+                    Policy::LowestCpu
+                        | Policy::CpuWrr
+                        | Policy::LowestCpuCore
+                        | Policy::SimpleCpu
+                        | Policy::DynamicHalf
+                        | Policy::DynamicCpu
+                );
+                if reads_reports && !reporting {
                     continue; // without reports it is random
                 }
                 eprintln!("running {} ...", policy.name());
