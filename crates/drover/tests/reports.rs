@@ -37,6 +37,11 @@ struct Setup {
 /// A drover with farm `app` over the given members, `[reports]` signed with [`SECRET`], and
 /// `extra` appended to the farm's table.
 async fn setup(members: Vec<MemberConfig>, farm_extra: &str) -> Setup {
+    setup_with("\"round-robin\"", members, farm_extra).await
+}
+
+/// [`setup`] with the farm's `policy` value as written in TOML.
+async fn setup_with(policy: &str, members: Vec<MemberConfig>, farm_extra: &str) -> Setup {
     let (listen, admin) = (free_addr(), free_addr());
     let mut started = Vec::new();
     let mut list = String::new();
@@ -65,7 +70,7 @@ listen = "{listen}"
 farm = "app"
 
 [farm.app]
-policy = "round-robin"
+policy = {policy}
 members = [{list}]
 {farm_extra}
 "#
@@ -480,12 +485,16 @@ async fn pick_explains_itself_and_ath_balance_names_a_member() {
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["farm"], "app");
     assert_eq!(v["policy"], "round-robin");
-    assert_eq!(v["chosen"], "m1", "{v}");
+    assert_eq!(v["chosen"]["name"], "m1", "{v}");
     let removed = v["removed"].as_array().unwrap();
     assert_eq!(removed.len(), 1, "{v}");
-    assert_eq!(removed[0]["member"], "m2");
-    assert_eq!(removed[0]["why"], "draining");
-    assert_eq!(v["candidates"][0]["member"], "m1", "{v}");
+    assert_eq!(removed[0]["name"], "m2");
+    assert_eq!(removed[0]["stage"], "ready");
+    assert!(
+        removed[0]["why"].as_str().unwrap().contains("draining"),
+        "{v}"
+    );
+    assert_eq!(v["candidates"][0]["name"], "m1", "{v}");
 
     let r = client::get(s.admin, "/ath/balance/?app").await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "m1\n"));
@@ -505,4 +514,42 @@ async fn pick_explains_itself_and_ath_balance_names_a_member() {
         client::get(s.admin, "/api/v1/farms/app/pick").await.status,
         503
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_pick_names_the_stage_that_removed_each_member() {
+    let s = setup_with(
+        r#"["fresh 20s", "least rif"]"#,
+        vec![
+            MemberConfig::new("m1"),
+            MemberConfig::new("m2"),
+            MemberConfig::new("m3"),
+        ],
+        "",
+    )
+    .await;
+    // m1 and m2 report; m3 never does, so "fresh" removes it.
+    let r = push(
+        s.admin,
+        &json!({"reports": [{"member": "m1", "metrics": {"cpu": 0.2}}, {"member": "m2"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = client::get(s.admin, "/api/v1/farms/app/pick").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let removed = v["removed"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{v}");
+    assert_eq!(
+        (removed[0]["name"].as_str(), removed[0]["stage"].as_str()),
+        (Some("m3"), Some("fresh 20s")),
+        "{v}"
+    );
+    let chosen = v["chosen"]["name"].as_str().unwrap();
+    assert!(chosen == "m1" || chosen == "m2", "{v}");
+    // Traffic follows the pipeline: m3 gets nothing.
+    for _ in 0..6 {
+        let r = client::get(s.listen, "/").await;
+        assert_ne!(r.headers["x-member"], "m3");
+    }
 }

@@ -7,7 +7,7 @@
 //! untouched. Answers: 404 for an unknown farm, 503 when no member is ready.
 
 use bytes::Bytes;
-use drover_core::{Flag, PickContext, Rng, clock};
+use drover_core::{PickContext, Rng, clock};
 use drover_proxy::state::Routing;
 use hyper::StatusCode;
 
@@ -36,60 +36,21 @@ pub fn balance(routing: &Routing, query: &str) -> Answer {
     }
 }
 
-/// `GET /api/v1/farms/{farm}/pick`: the chosen member and the policy's reasons, as JSON.
+/// `GET /api/v1/farms/{farm}/pick`: the chosen member and the policy's reasons
+/// (`drover_core::policy::Explanation`: candidates with their scores, removed members with the
+/// stage and why, notes), as JSON.
 pub fn pick(routing: &Routing, farm: &str) -> Answer {
     let Some(f) = routing.farm(farm) else {
         return super::text(StatusCode::NOT_FOUND, format!("unknown farm {farm:?}\n"));
     };
-    let now = clock::now();
     let mut ctx = PickContext::new(rng());
-    let chosen = f.farm.pick(&mut ctx).map(|(_, m)| m.name().to_owned());
-    let mut candidates = Vec::new();
-    let mut removed = Vec::new();
-    for m in &f.farm.members {
-        let s = &m.state;
-        let why = if !s.get(Flag::On) {
-            Some("off (operator)")
-        } else if !s.get(Flag::Up) {
-            Some("down (health checks)")
-        } else if s.get(Flag::Ejected) {
-            Some("ejected (passive checks)")
-        } else if !s.get(Flag::In) {
-            Some("out (no fresh load report)")
-        } else if s.get(Flag::Draining) {
-            Some("draining")
-        } else {
-            None
-        };
-        let received = m.reported.received();
-        let view = serde_json::json!({
-            "member": m.name(),
-            "in_flight": m.stats.in_flight(),
-            "weight": s.weight(),
-            "weight_pct": s.weight_pct(),
-            "latency_ewma_ms": m.stats.latency_ewma_ns() / 1e6,
-            "report_age_s": (received != 0).then(|| now.saturating_sub(received) as f64 / 1e9),
-        });
-        match why {
-            Some(why) => removed
-                .push(serde_json::json!({ "member": m.name(), "stage": "ready", "why": why })),
-            None => candidates.push(view),
-        }
-    }
-    let status = if chosen.is_some() {
+    let explanation = f.farm.explain(&mut ctx);
+    let status = if explanation.chosen.is_some() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = serde_json::to_vec_pretty(&serde_json::json!({
-        "farm": f.farm.name,
-        "policy": f.farm.kind.name(),
-        "panic": f.farm.in_panic(),
-        "chosen": chosen,
-        "candidates": candidates,
-        "removed": removed,
-    }))
-    .unwrap_or_default();
+    let mut body = serde_json::to_vec_pretty(&explanation).unwrap_or_default();
     body.push(b'\n');
     (status, "application/json", Bytes::from(body))
 }
