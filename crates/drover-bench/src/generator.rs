@@ -12,8 +12,9 @@
 //! Determinism: arrival gaps, job seeds and tie-breaks come from three splitmix64 streams of the
 //! run's seed, so every policy of one repetition faces the same arrivals and the same jobs.
 //!
-//! Concurrency: one scheduling loop on the caller's task; one spawned task per request, bounded
-//! by the timeout (a request not answered by scheduled time + timeout is an error and is
+//! Concurrency: the scheduling loop runs on a thread of its own (a current-thread runtime), so
+//! busy request or member tasks never delay a send; one task per request on the caller's
+//! runtime, bounded by the timeout (a request not answered by scheduled time + timeout is an error and is
 //! dropped, which closes its connection). Results go into one `Mutex`-guarded accumulator, taken
 //! once per answer (about a thousand times a second at most; not the system under test).
 //! Connections: a hyper keep-alive pool with no cap on idle connections, so the pool grows to the
@@ -21,10 +22,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use drover_testkit::SleepyConfig;
 use drover_testkit::sleepy::{X_DROVER_SEED, splitmix};
@@ -34,7 +36,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::stats::RunResult;
@@ -124,7 +125,7 @@ pub fn pick_shortest<T: PartialOrd + Copy>(
 
 /// Sends the load along `route` and measures it; the result has every field but the run's
 /// identity (scenario, policy, ...), which the caller fills in.
-pub async fn run(route: &Route, load: &Load) -> RunResult {
+pub async fn run(route: &Route, load: &Load) -> anyhow::Result<RunResult> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
@@ -161,42 +162,75 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
     let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + load.warmup;
     let end = measure_from + load.window;
-    let mut tasks = JoinSet::new();
-    let mut t = start;
-    let mut i = 0u64;
-    loop {
-        let gap = -unit(splitmix(s_arrive, i)).ln() / load.rate.max(1e-9);
-        t += Duration::from_secs_f64(gap.min(3600.0));
-        if t >= end {
-            break;
-        }
-        tokio::time::sleep_until(t).await;
-        let lag = Instant::now().saturating_duration_since(t);
-        let measured = t >= measure_from;
-        if measured {
-            let mut a = lock(&acc);
-            a.requests += 1;
-            let _ = a.lag.record(lag.as_micros().max(1) as u64);
-            if lag > load.lag_threshold {
-                a.late += 1;
+    let load = *load;
+    let handle = tokio::runtime::Handle::current();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let schedule = {
+        let (acc, outstanding) = (Arc::clone(&acc), Arc::clone(&outstanding));
+        move || {
+            let mut t = start;
+            let mut i = 0u64;
+            let sched = async {
+                loop {
+                    let gap = -unit(splitmix(s_arrive, i)).ln() / load.rate.max(1e-9);
+                    t += Duration::from_secs_f64(gap.min(3600.0));
+                    if t >= end {
+                        break;
+                    }
+                    tokio::time::sleep_until(t).await;
+                    let lag = Instant::now().saturating_duration_since(t);
+                    let measured = t >= measure_from;
+                    if measured {
+                        let mut a = lock(&acc);
+                        a.requests += 1;
+                        let _ = a.lag.record(lag.as_micros().max(1) as u64);
+                        if lag > load.lag_threshold {
+                            a.late += 1;
+                        }
+                    }
+                    let r = splitmix(s_tie, i);
+                    let target = if oracle.is_empty() {
+                        (i % targets.len().max(1) as u64) as usize
+                    } else if by_wait {
+                        let cost =
+                            |m: &OracleMember| m.config.expected_response(m.queue.load(Relaxed));
+                        pick_shortest(oracle.iter().map(cost), r)
+                    } else {
+                        pick_shortest(oracle.iter().map(|m| m.queue.load(Relaxed)), r)
+                    };
+                    let seed = splitmix(s_job, i);
+                    let (client, uri) = (client.clone(), targets[target].clone());
+                    let (acc, outstanding) = (Arc::clone(&acc), Arc::clone(&outstanding));
+                    outstanding.fetch_add(1, Relaxed);
+                    handle.spawn(async move {
+                        one(client, uri, seed, t, load.timeout, measured, acc).await;
+                        outstanding.fetch_sub(1, Relaxed);
+                    });
+                    i += 1;
+                }
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(sched),
+                Err(e) => tracing_fallback(&e),
             }
+            let _ = done_tx.send(());
         }
-        let r = splitmix(s_tie, i);
-        let target = if oracle.is_empty() {
-            (i % targets.len().max(1) as u64) as usize
-        } else if by_wait {
-            let cost = |m: &OracleMember| m.config.expected_response(m.queue.load(Relaxed));
-            pick_shortest(oracle.iter().map(cost), r)
-        } else {
-            pick_shortest(oracle.iter().map(|m| m.queue.load(Relaxed)), r)
-        };
-        let seed = splitmix(s_job, i);
-        let (client, uri, acc) = (client.clone(), targets[target].clone(), Arc::clone(&acc));
-        tasks.spawn(one(client, uri, seed, t, load.timeout, measured, acc));
-        i += 1;
-        while tasks.try_join_next().is_some() {}
+    };
+    // The schedule runs on a thread of its own, so request and member tasks never delay a send;
+    // the requests themselves run on the caller's runtime.
+    std::thread::Builder::new()
+        .name("bench-schedule".into())
+        .spawn(schedule)
+        .context("cannot start the schedule thread")?;
+    let _ = done_rx.await;
+    // Every request ends by its scheduled time + timeout; poll until the last has.
+    while outstanding.load(Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    while tasks.join_next().await.is_some() {}
     let a = lock(&acc);
     let q = |p: f64| a.latency.value_at_quantile(p) as f64 / 1000.0;
     let late_share = if a.requests == 0 {
@@ -217,7 +251,7 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
     } else {
         (false, None)
     };
-    RunResult {
+    Ok(RunResult {
         rate: load.rate,
         requests: a.requests,
         ok: a.ok,
@@ -236,7 +270,13 @@ pub async fn run(route: &Route, load: &Load) -> RunResult {
         void,
         void_reason,
         ..RunResult::default()
-    }
+    })
+}
+
+/// The schedule thread could not build its runtime: nothing is sent, and the run shows zero
+/// requests (said on stderr, as the harness has no logger).
+fn tracing_fallback(e: &std::io::Error) {
+    eprintln!("balancing: cannot start the schedule runtime: {e}; this run sends nothing");
 }
 
 async fn one(

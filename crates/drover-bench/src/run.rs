@@ -415,7 +415,7 @@ async fn run_one(
         lag_threshold: opts.lag_threshold,
         max_late_share: opts.max_late_share,
     };
-    let mut r = generator::run(&route, &load).await;
+    let mut r = generator::run(&route, &load).await?;
     r.scenario = sc.name.clone();
     r.rep = rep;
     r.policy = policy.to_owned();

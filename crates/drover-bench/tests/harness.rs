@@ -39,7 +39,7 @@ async fn oracle_route_sends_to_members_and_measures() {
             .collect(),
         by_wait: false,
     };
-    let r = generator::run(&route, &load(200.0)).await;
+    let r = generator::run(&route, &load(200.0)).await.unwrap();
     // ~300 requests expected in 1.5 s at 200 req/s; Poisson, so a wide band.
     assert!((150..500).contains(&r.requests), "{}", r.requests);
     assert_eq!(r.ok + r.errors, r.requests, "{:?}", r.errors_by_kind);
@@ -66,8 +66,8 @@ async fn same_seed_same_arrivals() {
         }],
         by_wait: true,
     };
-    let a = generator::run(&route, &load(300.0)).await;
-    let b = generator::run(&route, &load(300.0)).await;
+    let a = generator::run(&route, &load(300.0)).await.unwrap();
+    let b = generator::run(&route, &load(300.0)).await.unwrap();
     assert_eq!(a.requests, b.requests);
 }
 
