@@ -22,6 +22,9 @@ REPS="${REPS:-3}"
 SEED="${SEED:-1}"
 THREADS="${THREADS:-1}"
 REPORTS="${REPORTS:-orca,push}"
+# Herding is about the age of pushed reports: no in-band ORCA there, or every answer would refresh
+# each balancer's view whatever the push interval.
+REPORTS_HERDING="${REPORTS_HERDING:-push}"
 OUT="${OUT:-$REPO/bench/out/balancing-$(date +%Y%m%d-%H%M%S)}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -46,23 +49,23 @@ mkdir -p "$OUT"
     echo "# bench/balancing $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
     echo "drover $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
-    echo "reps $REPS x window $WINDOW (warm-up $WARMUP), seed $SEED, drover threads $THREADS, reports $REPORTS"
+    echo "reps $REPS x window $WINDOW (warm-up $WARMUP), seed $SEED, drover threads $THREADS, reports $REPORTS (herding: $REPORTS_HERDING)"
 } >"$OUT/tables.md"
 
 run_part() {
-    local part="$1" scenario policies
+    local part="$1" scenario policies reports="$REPORTS"
     case "$part" in
         m)           scenario="m";       policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
         equal5)      scenario="equal5";  policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
         linkerd)     scenario="linkerd"; policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle" ;;
-        herding)     scenario="herding"; policies="least-conn,p2c,lowest(cpu),adaptive" ;;
+        herding)     scenario="herding"; policies="least-conn,p2c,lowest(cpu),adaptive"; reports="$REPORTS_HERDING" ;;
         pathologies) scenario="hidden,slow,stall,degrade,fail"; policies="least-conn,p2c,peak-ewma,adaptive,oracle-wait" ;;
         *) log "unknown part $part (m, equal5, linkerd, herding, pathologies)"; exit 2 ;;
     esac
-    log "part $part: scenario $scenario, policies $policies"
+    log "part $part: scenario $scenario, policies $policies, reports $reports"
     "$BIN" --scenario "$scenario" --policies "$policies" \
         --warmup "$WARMUP" --window "$WINDOW" --reps "$REPS" --seed "$SEED" \
-        --drover "$DROVER_BIN" --threads "$THREADS" --reports "$REPORTS" \
+        --drover "$DROVER_BIN" --threads "$THREADS" --reports "$reports" \
         --out "$OUT/$part" ${RATE:+--rate "$RATE"} ${EXTRA_ARGS:-}
     cat "$OUT/$part/tables.md" >>"$OUT/tables.md"
 }
