@@ -25,25 +25,27 @@
 //!
 //! and the cheapest wins, an exact tie broken at random. What each part is for, with the
 //! simulator figures that kept it (`drover-sim`, scenario M, 1 s timeout, timeouts sampled as
-//! drover-proxy does, seeds 1-3, p99 at 450 / 550 req/s; docs/balancing.md has the tables):
+//! drover-proxy does, seeds 1-3, 300 s; docs/balancing.md has the tables):
 //!
 //! - **`(n + 1) x L`** (Peak-EWMA's cost, without its 10 s peak memory): local in-flight and
 //!   local latency decide each request. `L` is the plain per-sample EWMA (about the last ten
-//!   answers), which tracks a member's current speed in tens of milliseconds where Peak-EWMA's
-//!   peak-then-10 s-decay holds one slow answer for seconds: p99 at 550 req/s 185 ms with `L`,
-//!   207 ms with the decayed Peak-EWMA estimate, 194 ms with `L` = 1 (least-conn).
+//!   answers), which tracks a member's current speed within tens of milliseconds, where
+//!   Peak-EWMA's peak-then-10 s-decay holds one slow answer for seconds. p99 at 550 req/s, stall
+//!   detector on: 166 ms with `L`, 177 ms with the decayed Peak-EWMA estimate in its place;
+//!   least-conn (in effect `L` = 1, no detector) 194 ms.
 //! - **The stall detector, `quiet x n`**: with `n` requests in flight a member should answer about
 //!   every `L / n`; once it has been silent for longer, the estimate grows with the silence. This
-//!   catches B4's 300 ms freezes within a few tens of milliseconds and Linkerd's member stuck at
+//!   catches B4's 300 ms freezes within a few tens of milliseconds, and Linkerd's member stuck at
 //!   2 s within one normal latency, long before any latency sample can (a stuck request has no
 //!   sample until it ends). Only a *successful* answer counts as progress
 //!   ([`MemberStats::last_ok_at`](crate::MemberStats::last_ok_at)), so a member that only times
-//!   out or fails stays expensive: errors count as load. Scenario M: p99 185 -> 167 ms at 550
-//!   req/s; Linkerd replica: timeouts 0.08% (0.19% when any sample counted as progress).
-//!   A member with nothing in flight has nothing to be late with, so the detector is off there;
-//!   a member that never answered has no baseline, so it is off there too.
+//!   out or fails stays expensive: errors count as load. Scenario M at 550 req/s: p99 185 -> 166
+//!   ms. Linkerd replica: 0.08% timeouts; 0.19% when any answer, failures included, counted as
+//!   progress; 0.16% when a pick of an idle member also restarted the clock (a write per pick).
+//!   A member with nothing in flight has nothing to be late with, so the detector is off there; a
+//!   member that never answered has no baseline, so it is off there too.
 //! - **Full scan for small farms, 3 random candidates beyond**: a scan of 16 members is a few
-//!   dozen atomic loads, and it beats sampling at this size (550 req/s: p99 167 ms scanning, 178
+//!   dozen atomic loads, and at this size it beats sampling (550 req/s: p99 166 ms scanning, 178
 //!   with 3 candidates, 204 with 2). Beyond 16 members the pick stays O(1); 3 candidates beat 2
 //!   (100 equal M/M/1 members at load 0.9: mean sojourn 2.19 against 2.82 service times). Random
 //!   candidates and random tie-breaking keep several balancers from moving in step.
@@ -51,17 +53,20 @@
 //!   and the agent's `drain` / `down` set eligibility (through the farm's flags): reported
 //!   metrics reach the pick as capacity and health, never as the instantaneous signal.
 //!
-//! What was tried and dropped, because it lost in the simulator (docs/balancing.md):
-//! reported `cpu` as a capacity multiplier (relative headroom, damped, expired after 3 report
-//! intervals): p99 at 550 req/s 186-220 ms against 166 ms without, at 0.1 / 1 / 5 s reports and
-//! with ORCA per-response reports: a member the balancer avoids reports low cpu and is sent more
-//! (B3, three times slower, rose from 5% to 7-8% of the traffic); a saturation-only rule (cpu >=
-//! 0.9 or 0.95 halves capacity) cost 1-5%; reported `rif` minus local in-flight as extra load:
-//! 2-13% worse with one or two balancers, within noise with ten. Hidden load (B1) is already seen
-//! by `L`, since this balancer's own requests queue behind it. So `on_report` is not overridden.
-//! Also dropped: `(n + 1)^1.5` or `^2` (better p50, worse p99), Prequal-style hot/cold
-//! filtering (not kept: the full scan already avoids the hot members), and recording when a
-//! member went busy (a write per pick, no gain).
+//! What was tried and dropped, because it lost in the simulator (docs/balancing.md, "What was
+//! tried and dropped"):
+//! - reported `cpu` as a capacity multiplier (relative headroom, damped, expired after 3 report
+//!   intervals): p99 at 550 req/s 184-220 ms against 166 ms without, at 0.1 / 1 / 5 s reports and
+//!   with ORCA per-response reports. A member the balancer avoids reports low cpu *because* it is
+//!   avoided, and is then sent more (B3, three times slower, rose from 5% to 7-8% of the traffic);
+//! - a saturation-only rule (cpu >= 0.9 or 0.95 halves capacity): 2-5% worse;
+//! - reported `rif` minus local in-flight as extra load: 3-15% worse with one or two balancers,
+//!   within 3% with ten (equal M/M/1 members).
+//!
+//! Hidden load (B1), the case reports were meant for, is already seen by `L`, since this
+//! balancer's own requests queue behind it; so `on_report` is not overridden. Also dropped:
+//! `(n + 1)^1.5` or `^2` (better p50, worse p99) and `L^1.25..2`. Not tried, for lack of time:
+//! Prequal's hot/cold rule.
 //!
 //! Concurrency: the pick only reads atomics (flags, weight, in-flight, latency EWMA, last
 //! success); no lock, no allocation, no shared write, so worker threads never bounce a cache
