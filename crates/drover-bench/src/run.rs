@@ -146,7 +146,19 @@ pub async fn run_all(opts: &Options) -> anyhow::Result<Vec<RunResult>> {
                         report_keys_ok,
                     )
                     .await
-                    .with_context(|| format!("{} @ {rate} rep {rep} {policy}", sc.name))?;
+                    .unwrap_or_else(|e| {
+                        // One failed run (a drover that did not start, ...) is recorded as void
+                        // and the bench goes on: hours of other runs are not thrown away.
+                        RunResult {
+                            scenario: sc.name.clone(),
+                            rate,
+                            rep,
+                            policy: policy.clone(),
+                            void: true,
+                            void_reason: Some(format!("run failed: {e:#}")),
+                            ..RunResult::default()
+                        }
+                    });
                     r.order = k;
                     eprintln!(
                         "[{} @{rate} rep {}/{} #{k}] {policy}: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, errors {:.3}%, lag p99 {:.1} ms{}{}",
