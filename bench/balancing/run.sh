@@ -57,7 +57,7 @@ run_part() {
     case "$part" in
         m)           scenario="m";       policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
         equal5)      scenario="equal5";  policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
-        linkerd)     scenario="linkerd"; policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle" ;;
+        linkerd)     scenario="linkerd"; policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle-wait" ;;
         herding)     scenario="herding"; policies="least-conn,p2c,lowest(cpu),adaptive"; reports="$REPORTS_HERDING" ;;
         pathologies) scenario="hidden,slow,stall,degrade,fail"; policies="least-conn,p2c,peak-ewma,adaptive,oracle-wait" ;;
         *) log "unknown part $part (m, equal5, linkerd, herding, pathologies)"; exit 2 ;;

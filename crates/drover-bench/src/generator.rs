@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use drover_testkit::SleepyConfig;
+use drover_testkit::sleepy::SleepyProbe;
 use drover_testkit::sleepy::{X_DROVER_SEED, splitmix};
 use hdrhistogram::Histogram;
 use http::{Request, Uri};
@@ -48,8 +48,8 @@ pub enum Route {
     /// Through drover: request `i` goes to listener `i % n`.
     Proxies(Vec<SocketAddr>),
     /// Straight to the member with the smallest true queue (`oracle`), or with `by_wait`, the
-    /// smallest expected time to answer one more job given its true queue and its config
-    /// (`oracle-wait`, [`SleepyConfig::expected_response`]).
+    /// smallest expected time to answer one more job given its true queue, its config and the
+    /// episode or freeze it is in now (`oracle-wait`, [`SleepyProbe::expected_response`]).
     Oracle {
         members: Vec<OracleMember>,
         by_wait: bool,
@@ -59,9 +59,10 @@ pub enum Route {
 #[derive(Clone, Debug)]
 pub struct OracleMember {
     pub addr: SocketAddr,
+    /// The member's shared queue counter (`oracle`).
     pub queue: Arc<AtomicU32>,
-    /// The member's config, for `by_wait`.
-    pub config: SleepyConfig,
+    /// The member's live state (`oracle-wait`).
+    pub probe: SleepyProbe,
 }
 
 /// The load of one run.
@@ -193,9 +194,7 @@ pub async fn run(route: &Route, load: &Load) -> anyhow::Result<RunResult> {
                     let target = if oracle.is_empty() {
                         (i % targets.len().max(1) as u64) as usize
                     } else if by_wait {
-                        let cost =
-                            |m: &OracleMember| m.config.expected_response(m.queue.load(Relaxed));
-                        pick_shortest(oracle.iter().map(cost), r)
+                        pick_shortest(oracle.iter().map(|m| m.probe.expected_response()), r)
                     } else {
                         pick_shortest(oracle.iter().map(|m| m.queue.load(Relaxed)), r)
                     };

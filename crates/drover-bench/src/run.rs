@@ -406,7 +406,7 @@ async fn run_one(
                 .map(|m| OracleMember {
                     addr: m.addr(),
                     queue: m.queue(),
-                    config: m.config().clone(),
+                    probe: m.probe(),
                 })
                 .collect(),
             by_wait: policy == ORACLE_WAIT,

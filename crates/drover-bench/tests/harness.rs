@@ -34,7 +34,7 @@ async fn oracle_route_sends_to_members_and_measures() {
             .map(|m| OracleMember {
                 addr: m.addr(),
                 queue: m.queue(),
-                config: m.config().clone(),
+                probe: m.probe(),
             })
             .collect(),
         by_wait: false,
@@ -62,7 +62,7 @@ async fn same_seed_same_arrivals() {
         members: vec![OracleMember {
             addr: m.addr(),
             queue: m.queue(),
-            config: m.config().clone(),
+            probe: m.probe(),
         }],
         by_wait: true,
     };

@@ -262,6 +262,36 @@ impl SleepyConfig {
     }
 }
 
+/// A cheap, cloneable view of a running member's live state, for an oracle that reads it on
+/// every request (it keeps the member's state alive, not its tasks).
+#[derive(Clone)]
+pub struct SleepyProbe {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for SleepyProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SleepyProbe")
+            .field("name", &self.state.cfg.name)
+            .finish()
+    }
+}
+
+impl SleepyProbe {
+    /// The true queue length (waiting + in service, hidden jobs included).
+    pub fn queue_len(&self) -> u32 {
+        self.state.queue.load(Relaxed)
+    }
+
+    /// Expected time, in seconds, to answer one more job sent now: the config's model
+    /// ([`SleepyConfig::expected_response`]) at the live queue, with a slow episode in force and
+    /// the rest of a freeze in progress taken into account (future freezes and hidden jobs are
+    /// not foreseen).
+    pub fn expected_response(&self) -> f64 {
+        self.state.expected_response()
+    }
+}
+
 /// A running sleepy member. Dropping it stops every task (jobs in service finish their sleep).
 pub struct SleepyMember {
     addr: SocketAddr,
@@ -331,6 +361,13 @@ impl SleepyMember {
 
     pub fn queue_len(&self) -> u32 {
         self.state.queue.load(Relaxed)
+    }
+
+    /// A live view for an oracle: queue and expected response time.
+    pub fn probe(&self) -> SleepyProbe {
+        SleepyProbe {
+            state: Arc::clone(&self.state),
+        }
     }
 
     /// Workers busy now.

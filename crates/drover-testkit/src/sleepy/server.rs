@@ -95,6 +95,33 @@ impl State {
         splitmix(self.cfg.seed, self.draws.fetch_add(1, Relaxed))
     }
 
+    /// [`SleepyConfig::expected_response`] at the live queue, knowing also what the config says
+    /// about now: a slow episode in force sets the service time, and a freeze in progress adds
+    /// what is left of it. In seconds.
+    pub(crate) fn expected_response(&self) -> f64 {
+        let q = self.queue.load(Relaxed);
+        let t = self.epoch.elapsed();
+        let mut secs = match self.cfg.episodes.iter().find(|e| e.covers(t)) {
+            Some(e) => {
+                let c = self.cfg.workers.max(1);
+                let s = e.service.as_secs_f64();
+                if q < c {
+                    s
+                } else {
+                    s * (1.0 + f64::from(q + 1 - c) / f64::from(c))
+                }
+            }
+            None => self.cfg.expected_response(q),
+        };
+        if let Some(st) = self.cfg.stall
+            && st.frozen(t)
+        {
+            let into = t.as_nanos() % st.period.as_nanos();
+            secs += (st.length.as_nanos().saturating_sub(into)) as f64 / 1e9;
+        }
+        secs
+    }
+
     pub(crate) fn utilization(&self) -> f64 {
         f64::from_bits(self.util_bits.load(Relaxed))
     }

@@ -291,3 +291,24 @@ async fn pushes_are_signed_and_parse_with_drovers_parser() {
     eventually("the member counts them", || m.pushes_ok() >= 3).await;
     assert_eq!(m.pushes_failed(), 0, "{:?}", m.last_push_error());
 }
+
+#[tokio::test]
+async fn the_probe_knows_the_episode_in_force_and_the_queue() {
+    let cfg = SleepyConfig::new("pr")
+        .workers(1)
+        .service(20 * MS, 0.0)
+        .episode(Duration::ZERO, Duration::from_secs(60), 300 * MS);
+    let m = SleepyMember::start(cfg).await.unwrap();
+    let probe = m.probe();
+    assert!((probe.expected_response() - 0.3).abs() < 1e-9);
+    let addr = m.addr();
+    let job = tokio::spawn(async move { get_seeded(addr, Some(1)).await });
+    eventually("one job in the queue", || probe.queue_len() == 1).await;
+    // The only worker is busy: wait for it (300 ms), then 300 ms of service.
+    assert!((probe.expected_response() - 0.6).abs() < 1e-9);
+    assert_eq!(job.await.unwrap().status, StatusCode::OK);
+    let plain = SleepyMember::start(SleepyConfig::new("pl").service(20 * MS, 0.0))
+        .await
+        .unwrap();
+    assert!((plain.probe().expected_response() - 0.02).abs() < 1e-9);
+}
