@@ -146,7 +146,8 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
     }
 }
 
-/// The farm's policy (see `policy.rs`; round-robin when absent or wrong); `hash` reads its keys.
+/// The farm's policy (see `policy.rs`; `adaptive`, the default, when absent or wrong); `hash`
+/// reads its keys.
 fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
     let kind = crate::policy::policy(ctx, t);
     if matches!(kind, Some(PolicyKind::Hash { .. })) {
@@ -157,7 +158,7 @@ fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
         (Some(kind @ PolicyKind::Pipeline(_)), _) => kind.to_string(),
         (Some(kind), _) => format!("\"{kind}\""),
         (None, Some(v)) => ctx.written(v).unwrap_or_default(),
-        (None, None) => "\"round-robin\"".to_owned(),
+        (None, None) => "\"adaptive\" (the default)".to_owned(),
     };
     for key in ["hash_key", "hash_bound"] {
         if let Some(at) = t.key_at(key) {
@@ -165,7 +166,7 @@ fn policy(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {
             ctx.error(at, &t.child(key), None, message);
         }
     }
-    kind.unwrap_or(PolicyKind::RoundRobin)
+    kind.unwrap_or(PolicyKind::Adaptive)
 }
 
 fn hash(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> PolicyKind {

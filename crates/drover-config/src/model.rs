@@ -324,7 +324,7 @@ impl Page {
 #[derive(Debug, Clone)]
 pub struct Farm {
     pub name: String,
-    /// `policy` (+ `hash_key`, `hash_bound` for "hash"). Default round-robin.
+    /// `policy` (+ `hash_key`, `hash_bound` for "hash"). Default adaptive.
     pub policy: PolicyKind,
     /// `members` (array of tables). At least one.
     pub members: Vec<MemberSpec>,

@@ -286,7 +286,7 @@ members = [{ address = "127.0.0.1:9001" }]
     );
 
     let f = &c.farms[0];
-    assert_eq!(f.policy, PolicyKind::RoundRobin);
+    assert_eq!(f.policy, PolicyKind::Adaptive);
     let m = &f.members[0];
     assert_eq!(
         (m.name.as_str(), m.weight, m.route.as_ref(), m.enabled),
