@@ -71,12 +71,27 @@ async fn demo_balances_round_robin_and_lists_members() {
     let reply = get(admin, "/api/v1/farms/app/pick").await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let pick: serde_json::Value = serde_json::from_slice(&reply.body).expect("pick JSON");
-    assert!(names.contains(&pick["chosen"]["name"].as_str().unwrap_or("")), "{pick:#}");
-    assert_eq!(pick["candidates"].as_array().map(Vec::len), Some(3), "{pick:#}");
+    assert!(
+        names.contains(&pick["chosen"]["name"].as_str().unwrap_or("")),
+        "{pick:#}"
+    );
+    assert_eq!(
+        pick["candidates"].as_array().map(Vec::len),
+        Some(3),
+        "{pick:#}"
+    );
     let reply = get(admin, "/ath/balance/?app").await;
     assert_eq!(reply.status, 200);
-    assert!(names.contains(&reply.text().trim_end()), "{:?}", reply.text());
-    assert!(drover.stdout().contains("/ath/balance/?app"), "{}", drover.stdout());
+    assert!(
+        names.contains(&reply.text().trim_end()),
+        "{:?}",
+        reply.text()
+    );
+    assert!(
+        drover.stdout().contains("/ath/balance/?app"),
+        "{}",
+        drover.stdout()
+    );
 
     // The counters catch up with the six requests (they settle when each response ends).
     let deadline = Instant::now() + DEADLINE;
