@@ -55,7 +55,7 @@ mkdir -p "$OUT"
 run_part() {
     local part="$1" scenario policies reports="$REPORTS"
     case "$part" in
-        m)           scenario="m";       policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
+        m)           scenario="m";       policies="round-robin,least-conn,p2c,peak-ewma,dynamic(cpu=1),adaptive,oracle,oracle-wait" ;;
         equal5)      scenario="equal5";  policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle,oracle-wait" ;;
         linkerd)     scenario="linkerd"; policies="round-robin,least-conn,p2c,peak-ewma,adaptive,oracle-wait" ;;
         herding)     scenario="herding"; policies="least-conn,p2c,lowest(cpu),adaptive"; reports="$REPORTS_HERDING" ;;
