@@ -17,7 +17,7 @@
 
 mod signature;
 
-pub use signature::{DEFAULT_REPLAY_CAPACITY, ReplayGuard, sign, verify};
+pub use signature::{DEFAULT_REPLAY_CAPACITY, ReplayGuard, Signed, authenticate, sign, verify};
 
 use super::{
     AgentState, LoadReport, MAX_WEIGHT_PCT, Metrics, Reject, RejectKind, Source, clip,

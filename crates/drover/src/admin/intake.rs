@@ -20,6 +20,7 @@ use bytes::Bytes;
 use drover_config::{Reports, Secret};
 use drover_core::report::push::{self, DEFAULT_REPLAY_CAPACITY, ReplayGuard};
 use drover_core::{LoadReport, RejectKind, clock};
+use drover_proxy::loglimit::LogLimit;
 use drover_proxy::state::Routing;
 use hyper::{HeaderMap, StatusCode};
 
@@ -33,6 +34,7 @@ pub struct Intake {
     /// Rejected calls, by [`RejectKind`] (in `REJECT_KINDS` order), then unknown member, then
     /// push disabled.
     rejected: [AtomicU64; 8],
+    warn: LogLimit,
 }
 
 const REJECT_KINDS: [RejectKind; 6] = [
@@ -60,6 +62,7 @@ impl Intake {
             guard: ReplayGuard::new(DEFAULT_REPLAY_CAPACITY),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
+            warn: LogLimit::default(),
         }
     }
 
@@ -89,6 +92,25 @@ impl Intake {
         self.take(routing, headers, body, peer, |now| {
             push::parse_json(body, now)
         })
+    }
+
+    /// What can be refused from the head alone, before a body is read: push switched off, or no
+    /// signature headers at all. Anything else waits for the body (the signature covers it).
+    pub fn gate(&self, headers: &HeaderMap, peer: SocketAddr) -> Option<Answer> {
+        if self.secret.is_none() {
+            return Some(self.disabled(peer));
+        }
+        let missing = ["X-Drover-Timestamp", "X-Drover-Signature"]
+            .into_iter()
+            .find(|h| !headers.contains_key(*h))?;
+        let why = format!("signature: missing {missing} header (see docs/reports.md, Signatures)");
+        Some(self.refuse(3, StatusCode::UNAUTHORIZED, why, peer))
+    }
+
+    fn disabled(&self, peer: SocketAddr) -> Answer {
+        let why = "push intake is off: set [reports] secret (or secret_file) in the config \
+                   and sign pushes with it";
+        self.refuse(DISABLED, StatusCode::FORBIDDEN, why.to_owned(), peer)
     }
 
     /// A push body over `push::MAX_BODY` (answered without reading the rest).
@@ -124,9 +146,7 @@ impl Intake {
         parse: impl FnOnce(u64) -> Result<Vec<LoadReport>, drover_core::Reject>,
     ) -> Answer {
         let Some(secret) = &self.secret else {
-            let why = "push intake is off: set [reports] secret (or secret_file) in the config \
-                       and sign pushes with it";
-            return self.refuse(DISABLED, StatusCode::FORBIDDEN, why.to_owned(), peer);
+            return self.disabled(peer);
         };
         let header = |name: &str| {
             headers
@@ -137,17 +157,19 @@ impl Intake {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if let Err(r) = push::verify(
+        // Signature first (unsigned junk costs no parsing); the replay guard last, once the
+        // content is known good, so a rejected call leaves no trace in it.
+        let authentic = match push::authenticate(
             secret.expose(),
             header("x-drover-timestamp"),
             header("x-drover-signature"),
             signed,
             unix,
             self.window,
-            &self.guard,
         ) {
-            return self.reject(&r, peer);
-        }
+            Ok(a) => a,
+            Err(r) => return self.reject(&r, peer),
+        };
         let now = clock::now();
         let reports = match parse(now) {
             Ok(r) => r,
@@ -166,6 +188,9 @@ impl Intake {
                 );
                 return self.refuse(UNKNOWN_MEMBER, StatusCode::NOT_FOUND, why, peer);
             }
+        }
+        if let Err(r) = self.guard.accept(authentic) {
+            return self.reject(&r, peer);
         }
         let mut applied = 0;
         for r in &reports {
@@ -203,7 +228,11 @@ impl Intake {
 
     fn refuse(&self, slot: usize, status: StatusCode, why: String, peer: SocketAddr) -> Answer {
         self.rejected[slot].fetch_add(1, Relaxed);
-        tracing::warn!(%peer, status = status.as_u16(), "load report rejected: {why}");
+        // Counted exactly, logged at most once a second: anyone who can reach the admin
+        // listener can send junk.
+        if let Some(held) = self.warn.allow() {
+            tracing::warn!(%peer, status = status.as_u16(), held_back = held, "load report rejected: {why}");
+        }
         Answer {
             status,
             body: format!("{why}\n"),

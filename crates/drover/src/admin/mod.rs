@@ -121,10 +121,21 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, intake: Arc<Intake>
             let svc =
                 service_fn(move |req| answer(Arc::clone(&proxy), Arc::clone(&intake), peer, req));
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(BODY_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
+}
+
+/// How long a request head, and a push body, may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The farm of `/api/v1/farms/{farm}/pick`: a non-empty name without `/`.
+fn pick_farm(path: &str) -> Option<&str> {
+    let farm = path.strip_prefix("/api/v1/farms/")?.strip_suffix("/pick")?;
+    (!farm.is_empty() && !farm.contains('/')).then_some(farm)
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> (StatusCode, &'static str, Bytes) {
@@ -146,31 +157,40 @@ async fn answer(
             "application/json",
             farms_json(&proxy, &intake),
         ),
-        ("POST", "/api/v1/reports") => {
-            let (parts, body) = req.into_parts();
-            // One byte over the limit is enough to answer 413 without reading the rest.
-            let limited =
-                http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
-            match limited.collect().await {
-                Ok(b) => {
-                    let a = intake.post(&proxy.routing(), &parts.headers, &b.to_bytes(), peer);
-                    text(a.status, a.body)
+        ("POST", "/api/v1/reports") => match intake.gate(req.headers(), peer) {
+            Some(a) => text(a.status, a.body),
+            None => {
+                let (parts, body) = req.into_parts();
+                // One byte over the limit is enough to answer 413 without reading the rest; a
+                // body that trickles is cut off after BODY_TIMEOUT.
+                let limited =
+                    http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
+                match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+                    Ok(Ok(b)) => {
+                        let a = intake.post(&proxy.routing(), &parts.headers, &b.to_bytes(), peer);
+                        text(a.status, a.body)
+                    }
+                    Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                        let a = intake.too_large(peer);
+                        text(a.status, a.body)
+                    }
+                    Ok(Err(_)) => {
+                        text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n")
+                    }
+                    Err(_) => text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "push body: not received within 10s\n",
+                    ),
                 }
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    let a = intake.too_large(peer);
-                    text(a.status, a.body)
-                }
-                Err(_) => text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n"),
             }
-        }
+        },
         ("GET", "/ath/update" | "/ath/update/") => {
             let a = intake.get(&proxy.routing(), req.headers(), &query, peer);
             text(a.status, a.body)
         }
         ("GET", "/ath/balance" | "/ath/balance/") => pick::balance(&proxy.routing(), &query),
-        ("GET", p) if p.starts_with("/api/v1/farms/") && p.ends_with("/pick") => {
-            let farm = &p["/api/v1/farms/".len()..p.len() - "/pick".len()];
-            pick::pick(&proxy.routing(), farm)
+        ("GET", p) if pick_farm(p).is_some() => {
+            pick::pick(&proxy.routing(), pick_farm(p).unwrap_or_default())
         }
         ("GET", _) => text(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
         _ => text(
@@ -283,4 +303,19 @@ fn farms_json(proxy: &Proxy, intake: &Intake) -> Bytes {
             .unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_farm;
+
+    #[test]
+    fn pick_paths_name_one_farm_and_never_overlap() {
+        assert_eq!(pick_farm("/api/v1/farms/app/pick"), Some("app"));
+        // The prefix and the suffix share the '/': this once sliced out of bounds.
+        assert_eq!(pick_farm("/api/v1/farms/pick"), None);
+        assert_eq!(pick_farm("/api/v1/farms//pick"), None);
+        assert_eq!(pick_farm("/api/v1/farms/a/b/pick"), None);
+        assert_eq!(pick_farm("/api/v1/farms/app"), None);
+    }
 }

@@ -123,16 +123,16 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     out
 }
 
-/// Checks a signed push; see the module docs for the order of checks.
-pub fn verify(
+/// Checks a push's timestamp and signature (see the module docs for the order of checks), without
+/// touching the replay guard.
+pub fn authenticate(
     secret: &[u8],
     timestamp: &str,
     signature: &str,
     body: &[u8],
     now_unix: u64,
     window: Duration,
-    seen: &ReplayGuard,
-) -> Result<(), Reject> {
+) -> Result<Signed, Reject> {
     let unauthorized = |m: &str| Reject::new(CONTEXT, RejectKind::Unauthorized, m.to_owned());
     if secret.is_empty() {
         return Err(unauthorized("no shared secret configured"));
@@ -174,14 +174,50 @@ pub fn verify(
         .map_err(|_| unauthorized("bad signature"))?;
     let mut half = [0u8; 16];
     half.copy_from_slice(&tag[..16]);
-    if !seen.insert((ts, half), now_unix.saturating_sub(w)) {
-        return Err(Reject::new(
-            CONTEXT,
-            RejectKind::Replay,
-            "replay: this signed push was already accepted",
-        ));
+    Ok(Signed {
+        key: (ts, half),
+        oldest_fresh: now_unix.saturating_sub(w),
+    })
+}
+
+/// A push whose signature and timestamp [`authenticate`] accepted, not yet checked against the
+/// replay guard: the caller validates the content first and then [`ReplayGuard::accept`]s it, so
+/// a push rejected for its content leaves no trace in the guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed {
+    key: Key,
+    oldest_fresh: u64,
+}
+
+impl ReplayGuard {
+    /// Records an authenticated push; a [`RejectKind::Replay`] when it was accepted before.
+    pub fn accept(&self, signed: Signed) -> Result<(), Reject> {
+        if self.insert(signed.key, signed.oldest_fresh) {
+            Ok(())
+        } else {
+            Err(Reject::new(
+                CONTEXT,
+                RejectKind::Replay,
+                "replay: this signed push was already accepted",
+            ))
+        }
     }
-    Ok(())
+}
+
+/// [`authenticate`] then [`ReplayGuard::accept`]: the whole check for a caller with nothing to
+/// validate in between.
+pub fn verify(
+    secret: &[u8],
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now_unix: u64,
+    window: Duration,
+    seen: &ReplayGuard,
+) -> Result<(), Reject> {
+    seen.accept(authenticate(
+        secret, timestamp, signature, body, now_unix, window,
+    )?)
 }
 
 /// 64 hex digits (either case) as 32 bytes.
