@@ -59,7 +59,13 @@ const MAX_RETRIES: i64 = MAX_TRIES as i64 - 1;
 
 /// Every `[farm.<name>]` that is a table, in file order, and the names of all farms defined
 /// (including those too broken to build, so that references to them are not reported twice).
-pub(crate) fn farms(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> (Vec<Farm>, Vec<String>) {
+/// `pushes`: signed pushes can arrive (`[reports] secret` and `[admin]` are both there), which
+/// `[farm.<name>.reports] expect` may rely on.
+pub(crate) fn farms(
+    ctx: &mut Ctx<'_>,
+    root: &Table<'_, '_>,
+    pushes: bool,
+) -> (Vec<Farm>, Vec<String>) {
     let mut farms = Vec::new();
     let mut names = Vec::new();
     let Some(table) = root.table(ctx, "farm", None) else {
@@ -88,19 +94,20 @@ pub(crate) fn farms(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> (Vec<Farm>, Vec<
             continue;
         }
         if let Some(t) = Table::open(ctx, key, v, Some(FARM_KEYS)) {
-            farms.push(farm(ctx, name, &t));
+            farms.push(farm(ctx, name, &t, pushes));
         }
     }
     (farms, names)
 }
 
-fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
+fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>, pushes: bool) -> Farm {
     let defaults = Timeouts::default();
     let total = t.duration(ctx, "total_timeout").filter(|d| !d.is_zero());
     let farm_check = health::farm_check(ctx, t);
     let farm_agent = agent::farm_agent(ctx, t);
     let (members, member_checks, member_agents) =
         members(ctx, t, farm_check.as_ref(), farm_agent.as_ref());
+    let agents = member_agents.iter().any(Option::is_some);
     Farm {
         name: name.to_owned(),
         policy: policy(ctx, t),
@@ -141,7 +148,7 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>) -> Farm {
         panic_threshold: t.percent(ctx, "panic_threshold", 0.0..=1.0).unwrap_or(0.0),
         preserve_host: t.bool(ctx, "preserve_host").unwrap_or(true),
         rewrite_location: t.bool(ctx, "rewrite_location").unwrap_or(true),
-        reports: crate::reports::farm_reports(ctx, t),
+        reports: crate::reports::farm_reports(ctx, t, pushes || agents),
         outage: outage(ctx, t),
     }
 }

@@ -46,7 +46,14 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let server = server(&mut ctx, &root);
     let (admin, admin_bind) = admin(&mut ctx, &root);
     let reports = crate::reports::reports(&mut ctx, &root);
-    let (farms, farm_names) = farm::farms(&mut ctx, &root);
+    let pushes = reports.secret.is_some() && admin.is_some();
+    if reports.secret.is_some() && admin.is_none() {
+        let at = root.key_at("reports").unwrap_or(0);
+        let message = "pushed reports arrive on the admin listener, and there is none: add an \
+                       [admin] table (listen = \"127.0.0.1:9090\" by default)";
+        ctx.error(at, "reports.secret", None, message);
+    }
+    let (farms, farm_names) = farm::farms(&mut ctx, &root, pushes);
     let (listeners, mut binds) = listener::listeners(&mut ctx, &root, &farm_names);
     binds.extend(admin_bind);
     check_binds(&mut ctx, &binds);

@@ -33,11 +33,15 @@ pub(crate) fn reports(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Reports {
         );
         return out;
     }
-    let what = "a string shared with the agents (at least 16 bytes)";
     let (text, v, key) = if let Some((v, key)) = inline {
-        match ctx.expect_str(&key, v, what) {
-            Some(s) => (s.to_owned(), v, key),
-            None => return out,
+        match v.get_ref() {
+            toml::de::DeValue::String(s) => (s.to_string(), v, key),
+            _ => {
+                // Whatever was written stays out of the message: it may be the secret.
+                let message = "expected a string shared with the agents (at least 16 bytes)";
+                ctx.error(v.span().start, &key, Some("(hidden)".to_owned()), message);
+                return out;
+            }
         }
     } else if let Some((v, key)) = file {
         let Some(path) = ctx.expect_str(&key, v, "a path to a file holding the secret") else {
@@ -71,13 +75,29 @@ pub(crate) fn reports(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Reports {
     out
 }
 
-/// `[farm.<name>.reports]`; defaults when absent.
-pub(crate) fn farm_reports(ctx: &mut Ctx<'_>, farm: &Table<'_, '_>) -> FarmReports {
+/// `[farm.<name>.reports]`; defaults when absent. `steady`: the farm has a report source that
+/// does not depend on its traffic (an agent on some member, or signed pushes).
+pub(crate) fn farm_reports(ctx: &mut Ctx<'_>, farm: &Table<'_, '_>, steady: bool) -> FarmReports {
     let mut out = FarmReports::default();
     let Some(t) = farm.table(ctx, "reports", Some(FARM_REPORTS_KEYS)) else {
         return out;
     };
     out.expect = t.positive_duration(ctx, "expect");
+    if out.expect.is_some()
+        && !steady
+        && let Some(v) = t.get("expect")
+    {
+        // ORCA headers come with responses, and a member that is out gets none: it could never
+        // come back in.
+        ctx.bad(
+            &t.child("expect"),
+            v,
+            "nothing would report steadily: ORCA headers stop when a member is out, so it could \
+             never come back in; give the farm an agent ([farm.<name>.agent]) or accept signed \
+             pushes ([reports] secret and [admin])",
+        );
+        out.expect = None;
+    }
     if let Some(b) = t.bool(ctx, "orca") {
         out.orca = b;
     }

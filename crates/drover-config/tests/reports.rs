@@ -27,7 +27,7 @@ fn defaults_refuse_pushes_and_never_expire_reports() {
 fn values_are_read() {
     let c = parse(
         "[farm.app.reports]\nexpect = \"3s\"\norca = false\norca_request = true\n\n\
-         [reports]\nsecret = \"0123456789abcdef0123\"\nwindow = \"10s\"\n",
+         [reports]\nsecret = \"0123456789abcdef0123\"\nwindow = \"10s\"\n[admin]\n",
     )
     .unwrap();
     assert_eq!(
@@ -48,7 +48,7 @@ fn secret_file_is_read_and_trimmed() {
     let dir = std::env::temp_dir().join(format!("drover-secret-{}", std::process::id()));
     std::fs::write(&dir, "s3cret-s3cret-s3cret\n").unwrap();
     let c = parse(&format!(
-        "[reports]\nsecret_file = {:?}\n",
+        "[admin]\n[reports]\nsecret_file = {:?}\n",
         dir.display().to_string()
     ))
     .unwrap();
@@ -87,4 +87,43 @@ fn bad_values_name_line_and_key_and_hide_the_secret() {
         e.contains("reports.window = \"soon\": invalid duration"),
         "{e}"
     );
+}
+
+#[test]
+fn expect_needs_a_source_that_does_not_depend_on_traffic() {
+    // ORCA alone: a member that is out gets no responses, so it could never come back in.
+    let e = parse("[farm.app.reports]\nexpect = \"3s\"\n").unwrap_err();
+    assert!(
+        e.contains("t.toml:9: farm.app.reports.expect = \"3s\": nothing would report steadily"),
+        "{e}"
+    );
+    // Signed pushes are a steady source...
+    let c = parse(
+        "[admin]\n[reports]\nsecret = \"0123456789abcdef\"\n[farm.app.reports]\nexpect = \"3s\"\n",
+    );
+    assert_eq!(
+        c.unwrap().farms[0].reports.expect,
+        Some(Duration::from_secs(3))
+    );
+    // ...and so is an agent.
+    let c = parse("[farm.app.agent]\nport = 9777\n[farm.app.reports]\nexpect = \"3s\"\n");
+    assert_eq!(
+        c.unwrap().farms[0].reports.expect,
+        Some(Duration::from_secs(3))
+    );
+}
+
+#[test]
+fn a_secret_needs_the_admin_listener_and_a_mistyped_one_is_not_echoed() {
+    let e = parse("[reports]\nsecret = \"0123456789abcdef\"\n").unwrap_err();
+    assert!(
+        e.contains("reports.secret: pushed reports arrive on the admin listener"),
+        "{e}"
+    );
+    let e = parse("[admin]\n[reports]\nsecret = 1234567890123456789\n").unwrap_err();
+    assert!(
+        e.contains("reports.secret = (hidden): expected a string"),
+        "{e}"
+    );
+    assert!(!e.contains("1234567890123456789"), "the secret leaked: {e}");
 }

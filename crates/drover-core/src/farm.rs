@@ -73,6 +73,8 @@ pub struct Farm {
     /// When the farm was built, on the [`clock`] scale: members get `expect` from here before
     /// their first report is due.
     started: u64,
+    /// The last freshness sweep found every member silent (see [`Farm::sweep_fresh`]).
+    all_silent: AtomicBool,
     panic: AtomicBool,
     /// Serialises the farm's health decisions that read the whole farm (the ejection cap, panic
     /// mode): they run on flips only, never on a request that succeeds.
@@ -103,6 +105,7 @@ impl Farm {
             rules: HealthRules::default(),
             policy,
             started: clock::now(),
+            all_silent: AtomicBool::new(false),
             panic: AtomicBool::new(false),
             health_lock: Mutex::new(()),
         }
@@ -289,6 +292,7 @@ impl Farm {
         };
         let member = &self.members[index];
         let reported = &member.reported;
+        let mut last = reported.lock_last();
         let old = reported.holds.load(Relaxed);
         let mut new = old;
         match report.admin {
@@ -347,8 +351,7 @@ impl Farm {
             new &= !TOOK_DOWN;
         }
         reported.holds.store(new, Relaxed);
-        reported.store(report);
-        self.policy.on_report(&self.members, index, report);
+        reported.store(&mut last, report);
         if !self.rules.expect.is_zero() && !member.state.get(Flag::In) {
             let source = source_name(report.source);
             out.extend(member.flip(
@@ -358,6 +361,8 @@ impl Farm {
                 now,
             ));
         }
+        drop(last);
+        self.policy.on_report(&self.members, index, report);
         if out.iter().any(|t| t.flag == Flag::Up) {
             self.refresh();
         }
@@ -368,15 +373,28 @@ impl Farm {
     /// before its first) is older than `expect` at `now`. Run by a timer a few times per
     /// `expect`; [`Farm::apply_report`] brings a member in again. No-op when `expect` is off.
     /// Returns each flip with the member's index.
+    ///
+    /// When no member at all has reported within `expect`, no one is flagged out: the report path
+    /// is broken (a rotated secret, a clock off by more than the window, a dead admin listener),
+    /// not every member, and flagging all out would black the farm out. [`Farm::all_silent`]
+    /// says so, for the caller to warn. Each member's check and flip hold its report lock, so a
+    /// report that lands during the sweep is never overtaken by it.
     pub fn sweep_fresh(&self, now: u64) -> Vec<(usize, Transition)> {
         let mut out = Vec::new();
         if self.rules.expect.is_zero() {
             return out;
         }
         let expect = clock::span(self.rules.expect);
+        let silent_for = |m: &Member| now.saturating_sub(m.reported.received().max(self.started));
+        let any_fresh = self.members.iter().any(|m| silent_for(m) <= expect);
+        self.all_silent
+            .store(!any_fresh && !self.members.is_empty(), Relaxed);
+        if !any_fresh {
+            return out;
+        }
         for (index, m) in self.members.iter().enumerate() {
-            let last = m.reported.received().max(self.started);
-            let silent = now.saturating_sub(last);
+            let _last = m.reported.lock_last();
+            let silent = silent_for(m);
             if silent > expect && m.state.get(Flag::In) {
                 let why = || {
                     let what = if m.reported.received() == 0 {
@@ -394,6 +412,11 @@ impl Farm {
             }
         }
         out
+    }
+
+    /// The last [`Farm::sweep_fresh`] found no member with a fresh report (and flagged no one out).
+    pub fn all_silent(&self) -> bool {
+        self.all_silent.load(Relaxed)
     }
 
     /// Passive checks: the outcome of one request to member `index`. `failure` is `None` for a

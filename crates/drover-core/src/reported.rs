@@ -60,9 +60,17 @@ impl Reported {
         self.received.load(Relaxed)
     }
 
-    pub(crate) fn store(&self, report: &LoadReport) {
+    /// The last report, locked: [`Farm::apply_report`](crate::Farm::apply_report) holds it for
+    /// the whole read-modify-write of the holds and the flips they cause (reports now come from
+    /// the proxy's workers, the admin runtime and the health thread at once), and
+    /// [`Farm::sweep_fresh`](crate::Farm::sweep_fresh) for its check and flip of `in`.
+    pub(crate) fn lock_last(&self) -> std::sync::MutexGuard<'_, Option<LoadReport>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `report` as the last one, under the lock from [`Self::lock_last`].
+    pub(crate) fn store(&self, last: &mut Option<LoadReport>, report: &LoadReport) {
         self.received.fetch_max(report.received, Relaxed);
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         *last = Some(report.clone());
     }
 

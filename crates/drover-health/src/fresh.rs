@@ -4,6 +4,8 @@
 //! It calls [`Farm::sweep_fresh`] on a short tick (a quarter of `expect`, between 50 ms and 1 s),
 //! so a member goes out at most that late after its report became overdue; the next good report,
 //! applied by any intake path, brings it back in (`Farm::apply_report`). Logs each flip once.
+//! When every member is silent, no one is flagged out (the report path is what broke) and a
+//! warning says so once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +21,22 @@ pub(crate) fn tick(expect: Duration) -> Duration {
 pub(crate) async fn sweep(farm: Arc<Farm>) {
     let mut every = tokio::time::interval(tick(farm.rules.expect));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut silent = false;
     loop {
         every.tick().await;
         for (index, t) in farm.sweep_fresh(clock::now()) {
             crate::schedule::log(&farm, index, &t);
         }
+        // Said once when it starts and once when it ends, not every tick.
+        match (silent, farm.all_silent()) {
+            (false, true) => tracing::warn!(
+                farm = %farm.name,
+                "no member has sent a load report for longer than expect; keeping them in (is \
+                 the report path broken: agents, secret, clocks, admin listener?)"
+            ),
+            (true, false) => tracing::info!(farm = %farm.name, "load reports arrive again"),
+            _ => {}
+        }
+        silent = farm.all_silent();
     }
 }

@@ -295,23 +295,29 @@ fn a_silent_member_goes_out_after_expect_and_comes_in_with_its_next_report() {
     // Picks avoid the member that is out.
     assert_eq!(counts(&farm, 50, 1), vec![50, 0]);
 
-    // m0 reported at +2 s, so it goes out after +5 s; sweeping again changes nothing more.
-    let out = farm.sweep_fresh(t0 + 5 * S + 1);
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].0, 0);
-    assert!(
-        out[0].1.reason.contains("no load report for 3.0s"),
-        "{}",
-        out[0].1
-    );
-    assert!(farm.sweep_fresh(t0 + 6 * S).is_empty());
+    // m0 reported at +2 s and is silent after +5 s; but then no member at all is fresh: that is
+    // a broken report path, not two dead members, and the farm is not blacked out.
+    assert!(farm.sweep_fresh(t0 + 5 * S + 1).is_empty());
+    assert!(farm.all_silent());
+    assert!(farm.members[0].state.is_ready());
 
-    // The next good report, of any source, brings the member in.
+    // The next good report, of any source, brings a member in.
     let report = LoadReport::new("m1", Source::Orca, t0 + 6 * S);
     let out = farm.apply_report(1, &report, t0 + 6 * S);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].flag, out[0].value), (Flag::In, true));
     assert_eq!(out[0].reason, "orca load report received");
+    // With m1 fresh again, the silent m0 goes out; sweeping again changes nothing more.
+    let out = farm.sweep_fresh(t0 + 6 * S + S / 2);
+    assert!(!farm.all_silent());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, 0);
+    assert!(
+        out[0].1.reason.contains("no load report for 4.5s"),
+        "{}",
+        out[0].1
+    );
+    assert!(farm.sweep_fresh(t0 + 7 * S).is_empty());
     assert_eq!(counts(&farm, 50, 1), vec![0, 50]);
 }
 

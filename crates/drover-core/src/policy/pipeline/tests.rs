@@ -20,7 +20,8 @@ fn report(member: &str, at: u64, pairs: &[(&str, f64)]) -> LoadReport {
 /// Marks member `i` as having reported at `at` (as `Farm::apply_report` does) and tells `p`.
 fn reported(p: &dyn Policy, ms: &[Arc<Member>], i: usize, at: u64, pairs: &[(&str, f64)]) {
     let r = report(ms[i].name(), at, pairs);
-    ms[i].reported.store(&r);
+    let mut last = ms[i].reported.lock_last();
+    ms[i].reported.store(&mut last, &r);
     p.on_report(ms, i, &r);
 }
 
