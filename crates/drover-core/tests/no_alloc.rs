@@ -69,8 +69,8 @@ fn allocations_in(f: impl FnOnce()) -> usize {
     ALLOCATIONS.load(Relaxed) - before
 }
 
-fn specs() -> Vec<MemberSpec> {
-    (0..8u32)
+fn specs(n: u32) -> Vec<MemberSpec> {
+    (0..n)
         .map(|i| MemberSpec {
             name: format!("m{i}"),
             addr: format!("127.0.0.1:{}", 9001 + i).parse().unwrap(),
@@ -126,12 +126,16 @@ fn picking_never_allocates() {
             Stage::Least(Score::Rif),
             Stage::Random,
         ]),
+        // An ordering that is not last sorts every candidate (a snapshot of their scores).
+        PolicyKind::Pipeline(vec![Stage::Least(Score::Rif), Stage::Random]),
+        PolicyKind::Adaptive,
     ];
     // The counter must see allocations at all, or a zero below would prove nothing.
     assert!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 16]))) > 0);
 
-    for kind in kinds {
-        let farm = Farm::new("f", kind.clone(), specs());
+    // 8 members: the scanning paths; 40: adaptive's sampling and a sort of 40 candidates.
+    for (kind, size) in kinds.iter().flat_map(|k| [(k, 8), (k, 40)]) {
+        let farm = Farm::new("f", kind.clone(), specs(size));
         // Exercise the fallback paths too: some members not eligible, some already tried.
         farm.members[1].state.set(Flag::Up, false);
         farm.members[4].state.set(Flag::Draining, true);
@@ -139,7 +143,7 @@ fn picking_never_allocates() {
         let now = clock::now();
         for i in 0..farm.members.len() {
             let mut r = LoadReport::new(format!("m{i}"), Source::Push, now);
-            r.metrics.insert("cpu", 0.1 * i as f64).unwrap();
+            r.metrics.insert("cpu", 0.1 * (i % 10) as f64).unwrap();
             r.metrics.insert("load1", i as f64).unwrap();
             farm.apply_report(i, &r, now);
         }

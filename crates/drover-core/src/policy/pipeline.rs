@@ -28,8 +28,9 @@
 //! `sample <k>` with k <= 8 after filters only (`["fresh 20s", "sample 2", "least rif"]`) first
 //! draws its k candidates directly, by rejection as `p2c` does (O(k)), and lists only when those
 //! draws come up short, which keeps every filter exact. A final `least` finds the minimum
-//! without sorting; an ordering followed by other stages sorts in place (`sort_unstable_by`, no
-//! allocation). The load-aware scores keep their capacities
+//! without sorting; an ordering followed by other stages reads each candidate's score once into a
+//! second thread-local buffer and sorts that snapshot (no allocation after the first; a live
+//! comparison would not be a total order while counts move). The load-aware scores keep their capacities
 //! in the pipeline's own atomics, written by [`Policy::on_report`], never read from a report.
 
 use std::cell::RefCell;
@@ -191,6 +192,8 @@ const FAST_DRAWS: usize = 4;
 thread_local! {
     /// The candidates of the pick running on this thread (see the module doc).
     static SCRATCH: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Scores of the candidates an ordering that is not the last stage sorts, read once.
+    static SCORES: RefCell<Vec<(f64, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What [`Pipeline::explain`] records while a pick runs.
@@ -392,10 +395,22 @@ impl Pipeline {
                     if s == last && trace.is_none() {
                         return Some(least(members, ctx, cands, scorer, now));
                     }
-                    cands.sort_unstable_by(|&a, &b| {
-                        let sa = scorer.score(members, a as usize, now);
-                        let sb = scorer.score(members, b as usize, now);
-                        sa.total_cmp(&sb)
+                    // Scores are read once and sorted as a snapshot: compared live, counts that
+                    // move during the sort make the order inconsistent, and std's sort may panic
+                    // on that (an abort in release).
+                    SCORES.with(|scores| {
+                        let Ok(mut scores) = scores.try_borrow_mut() else {
+                            return;
+                        };
+                        scores.clear();
+                        scores.extend(
+                            cands
+                                .iter()
+                                .map(|&i| (scorer.score(members, i as usize, now), i)),
+                        );
+                        scores.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                        cands.clear();
+                        cands.extend(scores.iter().map(|&(_, i)| i));
                     });
                 }
             }
@@ -407,7 +422,11 @@ impl Pipeline {
                     Step::Random => "not drawn",
                     _ => "removed",
                 };
-                for &i in before.iter().filter(|i| !cands.contains(i)) {
+                let mut kept = vec![false; members.len()];
+                for &i in cands.iter() {
+                    kept[i as usize] = true;
+                }
+                for &i in before.iter().filter(|&&i| !kept[i as usize]) {
                     let i = i as usize;
                     let why = match (step, members[i].reported.received()) {
                         (Step::Fresh(_), 0) => "never reported".to_owned(),
