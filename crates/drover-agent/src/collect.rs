@@ -318,6 +318,8 @@ struct Output {
 async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Output, String> {
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        // Health scripts and metric commands never need the push secret.
+        .env_remove(crate::SECRET_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -356,6 +358,7 @@ async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Output,
 /// so that no unsafe code is needed. The child itself is also killed and reaped on drop.
 async fn kill_group(pgid: u32) {
     let _ = tokio::process::Command::new("sh")
+        .env_remove(crate::SECRET_ENV)
         // No `--`: dash's `kill` takes `-KILL -PGID` but not `-KILL -- -PGID`.
         .args(["-c", "kill -KILL -\"$0\" 2>/dev/null", &pgid.to_string()])
         .stdin(Stdio::null())

@@ -87,3 +87,25 @@ fn a_bad_command_line_names_every_problem() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn metric_commands_do_not_see_the_push_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["agent", "--member", "m1", "--once", "--metric"])
+        .arg("leak=cmd:[ -z \"$DROVER_AGENT_SECRET\" ] && echo 0 || echo 1")
+        .env("DROVER_AGENT_SECRET", "a-secret-of-some-length")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run drover agent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = parse_json(&out.stdout, 0).unwrap().remove(0);
+    assert_eq!(
+        report.metrics.get("leak"),
+        Some(0.0),
+        "the command saw the secret"
+    );
+}
