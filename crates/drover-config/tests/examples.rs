@@ -168,3 +168,20 @@ fn health_shows_every_check_option() {
     );
     assert_eq!(tcp.jitter, Check::default().jitter);
 }
+
+#[test]
+fn reports_example_takes_signed_pushes_and_expects_reports() {
+    let c = example("reports.toml");
+    assert!(c.admin.is_some());
+    assert_eq!(
+        c.reports.secret.as_ref().map(|s| s.expose().len()),
+        Some(32)
+    );
+    assert_eq!(c.reports.window, Duration::from_secs(30));
+    let app = c.farm("app").expect("farm app");
+    assert_eq!(app.policy, PolicyKind::Adaptive);
+    assert_eq!(app.reports.expect, Some(Duration::from_secs(5)));
+    assert!(app.reports.orca && app.reports.orca_request);
+    let batch = c.farm("batch").expect("farm batch");
+    assert!(matches!(batch.policy, PolicyKind::Pipeline(ref s) if s.len() == 3));
+}
