@@ -44,9 +44,10 @@ const FARM_KEYS: &[&str] = &[
     "quiescent",
     "panic_threshold",
     "reports",
+    "sticky",
 ];
 const MEMBER_KEYS: &[&str] = &[
-    "name", "address", "weight", "route", "enabled", "check", "agent",
+    "name", "address", "weight", "route", "redirect", "enabled", "check", "agent",
 ];
 const OUTAGE_KEYS: &[&str] = &["page", "redirect", "sorry"];
 
@@ -105,8 +106,9 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>, pushes: bool) -> Farm 
     let total = t.duration(ctx, "total_timeout").filter(|d| !d.is_zero());
     let farm_check = health::farm_check(ctx, t);
     let farm_agent = agent::farm_agent(ctx, t);
-    let (members, member_checks, member_agents) =
+    let (members, member_checks, member_agents, redirects) =
         members(ctx, t, farm_check.as_ref(), farm_agent.as_ref());
+    let sticky = crate::sticky::sticky(ctx, t, &members, redirects);
     let agents = member_agents.iter().any(Option::is_some);
     Farm {
         name: name.to_owned(),
@@ -150,6 +152,7 @@ fn farm(ctx: &mut Ctx<'_>, name: &str, t: &Table<'_, '_>, pushes: bool) -> Farm 
         rewrite_location: t.bool(ctx, "rewrite_location").unwrap_or(true),
         reports: crate::reports::farm_reports(ctx, t, pushes || agents),
         outage: outage(ctx, t),
+        sticky,
     }
 }
 
@@ -243,13 +246,22 @@ struct Seen {
     line: usize,
 }
 
-/// The members, what each is checked with, and each one's agent check (same order).
+/// What `members` holds, each in member order: the members, what each is checked with, each
+/// one's agent check, and each one's sticky `redirect` route.
+type Members = (
+    Vec<MemberSpec>,
+    Vec<Option<Check>>,
+    Vec<Option<AgentCheck>>,
+    Vec<Option<String>>,
+);
+
+/// The members, what each is checked with, each one's agent check and redirect (same order).
 fn members(
     ctx: &mut Ctx<'_>,
     t: &Table<'_, '_>,
     farm_check: Option<&(CheckKeys, Check)>,
     farm_agent: Option<&(AgentKeys, Option<AgentCheck>)>,
-) -> (Vec<MemberSpec>, Vec<Option<Check>>, Vec<Option<AgentCheck>>) {
+) -> Members {
     const EXAMPLE: &str = "members = [{ address = \"10.0.0.5:8080\" }]";
     let Some(v) = t.get("members") else {
         t.missing(
@@ -257,12 +269,12 @@ fn members(
             "members",
             &format!("a farm needs at least one member: {EXAMPLE}"),
         );
-        return (Vec::new(), Vec::new(), Vec::new());
+        return Default::default();
     };
     let key = t.child("members");
     let what = format!("an array of member tables: {EXAMPLE} or [[{key}]]");
     let Some(items) = ctx.expect_array(&key, v, &what) else {
-        return (Vec::new(), Vec::new(), Vec::new());
+        return Default::default();
     };
     if items.is_empty() {
         ctx.bad(
@@ -274,6 +286,7 @@ fn members(
     let mut specs = Vec::new();
     let mut checks = Vec::new();
     let mut agents = Vec::new();
+    let mut redirects = Vec::new();
     let mut seen: Vec<Seen> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let Some(m) = Table::open(ctx, format!("{key}[{index}]"), item, Some(MEMBER_KEYS)) else {
@@ -362,8 +375,15 @@ fn members(
         });
         checks.push(health::member_check(ctx, &m, farm_check));
         agents.push(agent::member_agent(ctx, &m, farm_agent));
+        redirects.push(m.get("redirect").and_then(|v| {
+            let r = route_id(ctx, &m.child("redirect"), v)?;
+            Some((r, m.child("redirect"), v.span().start))
+        }));
     }
-    (specs, checks, agents)
+    let routes: Vec<Option<String>> = specs.iter().map(|s| s.route.clone()).collect();
+    crate::sticky::check_redirects(ctx, &redirects, &routes);
+    let redirects = redirects.into_iter().map(|r| r.map(|r| r.0)).collect();
+    (specs, checks, agents, redirects)
 }
 
 /// `name`, defaulting to the address as written.
@@ -387,10 +407,15 @@ fn member_name(ctx: &mut Ctx<'_>, m: &Table<'_, '_>, address: Option<&str>) -> S
     name.to_owned()
 }
 
-/// `route`: the sticky id, the part after the last `.` of a session id, so it has no `.`.
+/// `route`: the sticky id, the part after the first `.` of a session id, so it has no `.`.
 fn member_route(ctx: &mut Ctx<'_>, m: &Table<'_, '_>) -> Option<String> {
     let v = m.get("route")?;
-    let route = ctx.expect_str(&m.child("route"), v, "a string such as \"node1\"")?;
+    route_id(ctx, &m.child("route"), v)
+}
+
+/// A route id (a member's `route`, or the `redirect` naming one).
+fn route_id(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<String> {
+    let route = ctx.expect_str(key, v, "a string such as \"node1\"")?;
     let valid = !route.is_empty()
         && route
             .chars()
@@ -398,7 +423,7 @@ fn member_route(ctx: &mut Ctx<'_>, m: &Table<'_, '_>) -> Option<String> {
     if !valid {
         let message = "invalid route id; use letters, digits, '-' and '_' (it ends session ids \
                        like JSESSIONID=abc.node1)";
-        ctx.bad(&m.child("route"), v, message);
+        ctx.bad(key, v, message);
         return None;
     }
     Some(route.to_owned())

@@ -31,6 +31,7 @@ mod passive;
 mod policy;
 pub mod reports;
 mod retry;
+mod sticky;
 pub mod units;
 mod walk;
 

@@ -376,6 +376,105 @@ pub struct Farm {
     pub reports: FarmReports,
     /// `[farm.<name>.outage]`: what to answer when no member is ready. Default a 503 page.
     pub outage: Outage,
+    /// `[farm.<name>.sticky]`: sticky sessions; `None` = none (every request is picked anew).
+    pub sticky: Option<Sticky>,
+}
+
+/// `[farm.<name>.sticky]`: how a client stays on the member that holds its session. See
+/// docs/sticky.md.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sticky {
+    /// `mode`: route (mod_proxy_balancer), insert (drover's own signed cookie) or learn (the
+    /// application's session cookie, learned from members' `Set-Cookie`). Required.
+    pub mode: StickyMode,
+    /// `cookie`: route and learn: the application's session cookie (`BALANCEID`, `JSESSIONID`,
+    /// `PHPSESSID`); insert: drover's cookie, default `DROVERID`. Route mode needs `cookie` or
+    /// `path_param`; learn mode needs `cookie`.
+    pub cookie: Option<String>,
+    /// `path_param`: route and learn: a URL parameter (`jsessionid` for `;jsessionid=abc.node1`
+    /// or `?jsessionid=`) read before the cookie, as Apache does. Default none.
+    pub path_param: Option<String>,
+    /// `separator`: route mode: one character; the route is the part of the session value after
+    /// the first one. Default `"."`.
+    pub separator: u8,
+    /// `nofailover`: when the client's member cannot serve, answer 503 instead of moving the
+    /// client to another member (Apache's `nofailover=On`). Default false.
+    pub nofailover: bool,
+    /// `moved_header`: request header that tells the member a client was moved to it, with the
+    /// name of the member the session was on. `""` = not sent. Default `X-Drover-Sticky-Moved`.
+    pub moved_header: Option<String>,
+    /// `set_cookie`: route mode: when drover itself sets `cookie` (to `.<route>`, with Path=/) if
+    /// the member's answer does not: never, moved (a client moved to another member), or new
+    /// (also a client without a route: Apache's `ROUTEID` recipe). Default moved.
+    pub set_cookie: RouteCookie,
+    /// The insert-mode cookie's attributes and keys.
+    pub insert: InsertCookie,
+    /// `ttl`: learn mode: an entry unused this long is dropped. Default 30m.
+    pub ttl: Duration,
+    /// `max_sessions`: learn mode: most entries in the table; the least recently used goes.
+    /// Default 100000.
+    pub max_sessions: usize,
+    /// Apache's `redirect`, one per member in the order of `members` (member key `redirect`): the
+    /// route of the member that takes this member's sticky clients while it cannot serve them.
+    pub redirects: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickyMode {
+    Route,
+    Insert,
+    Learn,
+}
+
+impl StickyMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StickyMode::Route => "route",
+            StickyMode::Insert => "insert",
+            StickyMode::Learn => "learn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteCookie {
+    Never,
+    Moved,
+    New,
+}
+
+/// Insert mode: drover's own cookie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertCookie {
+    /// `keys` (or `key_file`, one key per line): HMAC keys, at least 16 bytes each; the first
+    /// signs, all are accepted (rotation). Required in insert mode.
+    pub keys: Vec<Secret>,
+    /// `path`. Default `/`.
+    pub path: String,
+    /// `domain`. Default none (the host the client asked for).
+    pub domain: Option<String>,
+    /// `http_only`. Default true.
+    pub http_only: bool,
+    /// `secure`. Default false.
+    pub secure: bool,
+    /// `same_site`: `lax`, `strict`, `none` or `""` (not sent). Default lax.
+    pub same_site: Option<String>,
+    /// `max_age`: absent = a session cookie, gone when the browser closes. Default absent.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for InsertCookie {
+    fn default() -> Self {
+        InsertCookie {
+            keys: Vec::new(),
+            path: "/".to_owned(),
+            domain: None,
+            http_only: true,
+            secure: false,
+            same_site: Some("Lax".to_owned()),
+            max_age: None,
+        }
+    }
 }
 
 /// Upstream timeouts of a farm; answered 504 (or 502 for connect) when exceeded before the response

@@ -185,3 +185,40 @@ fn reports_example_takes_signed_pushes_and_expects_reports() {
     let batch = c.farm("batch").expect("farm batch");
     assert!(matches!(batch.policy, PolicyKind::Pipeline(ref s) if s.len() == 3));
 }
+
+#[test]
+fn sticky_balanceid_is_the_classic_route_setup() {
+    use drover_config::StickyMode;
+    let config = example("sticky-balanceid.toml");
+    assert_eq!(config.listeners[0].listen, vec![addr("127.0.0.1:8080")]);
+    let farm = config.farm("app").expect("farm app");
+    let members: Vec<(SocketAddr, Option<&str>)> = farm
+        .members
+        .iter()
+        .map(|m| (m.addr, m.route.as_deref()))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            (addr("127.0.0.1:9001"), Some("http1")),
+            (addr("127.0.0.1:9002"), Some("http2"))
+        ]
+    );
+    let sticky = farm.sticky.as_ref().expect("[farm.app.sticky]");
+    assert_eq!(sticky.mode, StickyMode::Route);
+    assert_eq!(sticky.cookie.as_deref(), Some("BALANCEID"));
+    assert!(sticky.nofailover);
+}
+
+#[test]
+fn sticky_shows_insert_and_learn() {
+    use drover_config::StickyMode;
+    let config = example("sticky.toml");
+    let shop = config.farm("shop").unwrap().sticky.as_ref().unwrap();
+    assert_eq!(shop.mode, StickyMode::Insert);
+    assert_eq!(shop.insert.keys.len(), 2);
+    assert_eq!(shop.insert.max_age, Some(Duration::from_secs(8 * 3600)));
+    let php = config.farm("php").unwrap().sticky.as_ref().unwrap();
+    assert_eq!(php.mode, StickyMode::Learn);
+    assert_eq!(php.redirects, vec![None, Some("p1".to_owned())]);
+}

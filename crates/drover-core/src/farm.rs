@@ -160,6 +160,15 @@ impl Farm {
         crate::policy::scan_from(&self.members, &other, start).unwrap_or(i)
     }
 
+    /// May member `index` serve a client stuck to it (sticky session)? Draining members may;
+    /// health is ignored in panic mode, as for picks.
+    #[inline]
+    pub fn serves_sticky(&self, index: usize) -> bool {
+        self.members
+            .get(index)
+            .is_some_and(|m| m.state.serves_sticky(self.panic.load(Relaxed)))
+    }
+
     pub fn policy(&self) -> &dyn Policy {
         &*self.policy
     }

@@ -31,6 +31,7 @@ pub mod report;
 pub mod reported;
 pub mod retry;
 pub mod rng;
+pub mod sticky;
 
 pub use farm::{Farm, HealthRules, PassiveRules};
 pub use health::{Health, Transition};

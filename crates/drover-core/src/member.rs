@@ -141,6 +141,17 @@ impl MemberState {
         self.flags.load(Relaxed) & (PANIC_READY | Flag::Draining as u8) == PANIC_READY
     }
 
+    /// May keep serving the clients stuck to it: ready, draining or not. In panic mode (`panic`)
+    /// health is ignored as it is for new picks: on and in are enough.
+    #[inline]
+    pub fn serves_sticky(&self, panic: bool) -> bool {
+        if panic {
+            self.flags.load(Relaxed) & PANIC_READY == PANIC_READY
+        } else {
+            self.is_ready()
+        }
+    }
+
     #[inline]
     pub fn weight(&self) -> u32 {
         self.weight.load(Relaxed)

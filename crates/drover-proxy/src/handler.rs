@@ -41,6 +41,7 @@ use crate::forward::{self, ClientAddr};
 use crate::pool::Upstream;
 use crate::route::RouteAction;
 use crate::state::{FarmState, KeySource, ListenerState, OutageAction, Routing};
+use crate::sticky::{Outcome, Session, Verdict};
 use crate::upgrade;
 
 /// What every request on one client connection shares.
@@ -196,6 +197,14 @@ enum Attempt {
     Sent(Failure),
 }
 
+/// What the answer's headers need from the request: the Host the client asked for (`Location`
+/// rewriting) and its session (re-sticking).
+#[derive(Clone, Copy)]
+struct Back<'a> {
+    client_host: Option<&'a http::HeaderValue>,
+    session: Option<&'a Session>,
+}
+
 struct Deadlines {
     first_byte: Duration,
     total: Option<Instant>,
@@ -247,6 +256,26 @@ async fn proxy(
         parts.uri = origin_form(&parts.uri);
     }
     parts.version = Version::HTTP_11;
+    // One clock reading for the budget, the session table and the pick (time-aware policies).
+    let now = clock::now();
+    // Step 3: stickiness first.
+    let (session, verdict) = match &farm.sticky {
+        Some(s) => {
+            let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            s.resolve(&farm.farm, target.as_bytes(), &parts.headers, now)
+        }
+        None => (Session::default(), Verdict::Pick),
+    };
+    let mut first = match verdict {
+        Verdict::Stick(i) => Some(i),
+        Verdict::Refuse => {
+            farm.counters.requests.fetch_add(1, Relaxed);
+            return sticky_refused(farm, &session);
+        }
+        Verdict::Pick => None,
+    };
+    // `nofailover`: a stuck client is served by its member or not at all.
+    let pinned = first.is_some() && farm.sticky.as_ref().is_some_and(|s| s.nofailover);
     let bodiless = body.is_end_stream();
     let replayable = !upgrade && (retry_non_idempotent || idempotent(&parts.method));
     let template = replayable.then(|| Template {
@@ -268,8 +297,6 @@ async fn proxy(
         template.is_some() && (bodiless || kept.as_ref().is_some_and(|u| u.can_replay()))
     };
 
-    // One clock reading for the budget and the pick (time-aware policies: peak-ewma).
-    let now = clock::now();
     farm.budget.deposit(now);
     farm.counters.requests.fetch_add(1, Relaxed);
     let mut pick = PickContext::new(rng()).with_key(key).with_now(now);
@@ -280,8 +307,18 @@ async fn proxy(
     // ends, the farm cannot serve, and its outage action answers.
     let mut unreachable = true;
     let mut tries = 0u32;
-    while let Some((index, member)) = farm.farm.pick(&mut pick) {
+    loop {
+        let next = match first.take() {
+            Some(i) => Some((i, &farm.farm.members[i])),
+            None => farm.farm.pick(&mut pick),
+        };
+        let Some((index, member)) = next else {
+            break;
+        };
         if tries > 0 {
+            if pinned {
+                break;
+            }
             // A retry: within the farm's count and its budget (asked only once a member is
             // there to retry on, so a farm with nobody left spends nothing).
             if tries > farm.retries {
@@ -326,6 +363,9 @@ async fn proxy(
             req.headers_mut()
                 .insert(crate::orca::FORMAT, crate::orca::TEXT);
         }
+        if let Some(s) = &farm.sticky {
+            s.mark_moved(req.headers_mut(), &session, index);
+        }
         // The client's upload on this attempt: while it is unfinished, a failure may be the
         // client's (gone, or stalling), not the member's.
         let upload = req.body().upload();
@@ -337,12 +377,25 @@ async fn proxy(
             req,
             &mut client_upgrade,
             &deadlines,
-            client_host.as_ref(),
+            Back {
+                client_host: client_host.as_ref(),
+                session: farm.sticky.is_some().then_some(&session),
+            },
         )
         .await;
         match outcome {
             Attempt::Done(res) => {
                 let status = res.status().as_u16();
+                let last = !(res.status().is_server_error()
+                    && farm.retry_on.status(status)
+                    && can_resend(&kept));
+                if last {
+                    match session.placed(index) {
+                        Some(true) => farm.counters.sticky_hits.fetch_add(1, Relaxed),
+                        Some(false) => farm.counters.sticky_moved.fetch_add(1, Relaxed),
+                        None => 0,
+                    };
+                }
                 if !res.status().is_server_error() {
                     farm.farm.report(index, None, 0);
                     return res;
@@ -413,6 +466,9 @@ async fn proxy(
     if let Some(res) = held {
         return res;
     }
+    if pinned && unreachable {
+        return sticky_refused(farm, &session);
+    }
     // No member ready, or every one tried refused the connection: the outage action.
     if unreachable && matches!(last_failure, None | Some(Failure::Connect)) {
         return outage(
@@ -427,6 +483,21 @@ async fn proxy(
         .await;
     }
     last_failure.unwrap_or(Failure::Upstream).response()
+}
+
+/// `nofailover`: the member holding the client's session cannot serve it, and the client may not
+/// be moved: 503, as Apache answers.
+#[cold]
+fn sticky_refused(farm: &FarmState, session: &Session) -> Response<ProxyBody> {
+    farm.counters.sticky_refused.fetch_add(1, Relaxed);
+    if let Some(held) = farm.warn.allow() {
+        let member = session.holder.map_or("?", |h| farm.farm.members[h].name());
+        tracing::info!(farm = %farm.farm.name, member, held_back = held, "sticky member cannot serve and nofailover is on: 503");
+    }
+    error::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "503 Service Unavailable: the server holding this session is unavailable\n",
+    )
 }
 
 /// Passive checks: one failure of member `index`, counted; an ejection it causes is logged once.
@@ -445,7 +516,7 @@ async fn attempt(
     req: Request<UpBody>,
     client_upgrade: &mut Option<OnUpgrade>,
     deadlines: &Deadlines,
-    client_host: Option<&http::HeaderValue>,
+    back: Back<'_>,
 ) -> Attempt {
     // The one clock reading before sending: pool ageing, the time the request went out.
     let sent = Instant::now();
@@ -562,7 +633,18 @@ async fn attempt(
         crate::orca::take(farm, up, &mut parts.headers);
     }
     if farm.rewrite_location && scan.has_location() {
-        forward::rewrite_location(&mut parts.headers, &up.origin, client_host);
+        forward::rewrite_location(&mut parts.headers, &up.origin, back.client_host);
+    }
+    if let (Some(s), Some(session), Some(index)) = (&farm.sticky, back.session, up.index) {
+        match s.answer(&mut parts.headers, session, index, clock::now()) {
+            Outcome::Nothing => {}
+            Outcome::CookieSet => {
+                farm.counters.sticky_cookies_set.fetch_add(1, Relaxed);
+            }
+            Outcome::Learned => {
+                farm.counters.sticky_learned.fetch_add(1, Relaxed);
+            }
+        }
     }
     let body = UpstreamBody::new(body, exchange, deadlines.idle, deadlines.total);
     Attempt::Done(Response::from_parts(parts, ProxyBody::Upstream(body)))
@@ -607,7 +689,11 @@ async fn outage(
                 (None, Some((t, body))) => t.request(body),
                 (None, None) => return Failure::Connect.response(),
             };
-            match attempt(ctx, farm, up, req, &mut None, deadlines, client_host).await {
+            let back = Back {
+                client_host,
+                session: None,
+            };
+            match attempt(ctx, farm, up, req, &mut None, deadlines, back).await {
                 Attempt::Done(res) => res,
                 Attempt::NotSent(f, _) | Attempt::Sent(f) => f.response(),
             }

@@ -11,7 +11,9 @@
 //!    closes client connections that have gone quiet.
 //! 2. [`route`]: the listener's route table (host, path prefix, regex) yields a farm or a direct
 //!    answer (exclusion, redirect, fixed page).
-//! 3. stickiness: a later issue (the member `route` id is already carried).
+//! 3. [`sticky`]: the session a request carries (route, insert or learn mode) names a member; if
+//!    it can serve, it gets the request, else `nofailover` answers 503 or the policy picks and the
+//!    client is moved (and re-stuck on the way back, step 8).
 //! 4. [`handler`]: the farm's policy picks over the farm snapshot ([`state`]); no lock, no
 //!    allocation.
 //! 5. [`forward`] rewrites headers (hop-by-hop removed, `X-Forwarded-*` / `Forwarded`, `Location`),
@@ -44,6 +46,7 @@ pub mod pool;
 pub mod route;
 pub mod server;
 pub mod state;
+pub mod sticky;
 pub mod upgrade;
 
 pub use error::ServeError;

@@ -385,6 +385,12 @@ async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
             if let crate::state::OutageAction::Sorry(up) = &farm.outage {
                 up.reap(worker, false);
             }
+            // Learn mode's expired sessions, once a second, by one worker.
+            if worker == 0
+                && let Some(table) = farm.sticky.as_ref().and_then(|s| s.table.as_ref())
+            {
+                table.sweep(drover_core::clock::now());
+            }
         }
     }
 }

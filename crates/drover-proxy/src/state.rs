@@ -82,6 +82,8 @@ pub struct FarmState {
     pub orca: bool,
     /// Ask members for them (`endpoint-load-metrics-format: text` on each request).
     pub orca_request: bool,
+    /// Sticky sessions, when the farm has them.
+    pub sticky: Option<crate::sticky::StickyState>,
 }
 
 /// Per-farm request accounting, for the API and for measuring retries against requests.
@@ -99,6 +101,16 @@ pub struct FarmCounters {
     pub orca_reports: AtomicU64,
     /// ORCA headers rejected (each logged with its reason; none changed anything).
     pub orca_rejects: AtomicU64,
+    /// Sticky: requests answered by the member their session names (or its redirect).
+    pub sticky_hits: AtomicU64,
+    /// Sticky: requests whose session named a member, answered by another (moved).
+    pub sticky_moved: AtomicU64,
+    /// Sticky: requests answered 503 because their member could not serve (`nofailover`).
+    pub sticky_refused: AtomicU64,
+    /// Sticky: cookies drover set (insert mode; route mode's re-stick).
+    pub sticky_cookies_set: AtomicU64,
+    /// Sticky, learn mode: sessions learned or moved in the table.
+    pub sticky_learned: AtomicU64,
 }
 
 impl Routing {
@@ -187,6 +199,10 @@ impl FarmState {
             }),
             _ => None,
         };
+        let sticky = cfg
+            .sticky
+            .as_ref()
+            .map(|s| crate::sticky::StickyState::build(s, &farm));
         FarmState {
             farm,
             upstreams,
@@ -204,6 +220,7 @@ impl FarmState {
             warn: Default::default(),
             orca: cfg.reports.orca,
             orca_request: cfg.reports.orca_request,
+            sticky,
         }
     }
 }

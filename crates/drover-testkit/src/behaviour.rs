@@ -57,6 +57,9 @@ pub(crate) struct Behaviour {
     pub(crate) connections: AtomicU64,
     /// Connections open now.
     pub(crate) open: AtomicU64,
+    /// See `MemberConfig::session_cookie`.
+    pub(crate) session_cookie: Option<String>,
+    pub(crate) sessions: AtomicU64,
 }
 
 fn invalid(name: &str, what: String) -> io::Error {
@@ -113,6 +116,7 @@ impl Behaviour {
             });
         }
         let seed = cfg.seed.unwrap_or_else(|| hash_name(&name));
+        let session_cookie = cfg.session_cookie;
         Ok(Behaviour {
             name_body: RwLock::new(Bytes::from(format!("{name}\n"))),
             x_member,
@@ -126,6 +130,8 @@ impl Behaviour {
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             open: AtomicU64::new(0),
+            session_cookie,
+            sessions: AtomicU64::new(0),
             name,
         })
     }
@@ -249,6 +255,26 @@ impl Behaviour {
             }
         }
         res
+    }
+
+    /// A new session's `Set-Cookie`, when the member has sessions and the request has none.
+    pub(crate) fn new_session(&self, request: &http::HeaderMap) -> Option<HeaderValue> {
+        let name = self.session_cookie.as_deref()?;
+        let has = request.get_all(http::header::COOKIE).iter().any(|h| {
+            h.as_bytes().split(|&b| b == b';').any(|pair| {
+                let pair = pair.trim_ascii();
+                pair.len() > name.len()
+                    && pair.starts_with(name.as_bytes())
+                    && pair[name.len()] == b'='
+            })
+        });
+        if has {
+            return None;
+        }
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{name}={}-{n}; Path=/", self.name)).ok()
     }
 
     /// `X-Member` alone, for the WebSocket handshake answer.

@@ -66,6 +66,7 @@ pub struct MemberConfig {
     pub(crate) set_cookies: Vec<String>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) seed: Option<u64>,
+    pub(crate) session_cookie: Option<String>,
 }
 
 impl MemberConfig {
@@ -80,6 +81,7 @@ impl MemberConfig {
             set_cookies: Vec::new(),
             headers: Vec::new(),
             seed: None,
+            session_cookie: None,
         }
     }
 
@@ -115,6 +117,14 @@ impl MemberConfig {
     /// Add a `Set-Cookie` line, e.g. `"JSESSIONID=abc.m1; Path=/"`.
     pub fn set_cookie(mut self, value: impl Into<String>) -> Self {
         self.set_cookies.push(value.into());
+        self
+    }
+
+    /// Act like an application with sessions: a request without cookie `name` starts a session,
+    /// answered with `Set-Cookie: <name>=<member>-<n>; Path=/` (n counts this member's sessions);
+    /// a request that has the cookie gets no new one.
+    pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.session_cookie = Some(name.into());
         self
     }
 

@@ -15,7 +15,8 @@
 //! | `/ws` | WebSocket echo (`ws.rs`) |
 //! | anything else | the configured status, body `<name>` |
 //!
-//! Every answer carries `X-Member: <name>`, and every body starts with the name.
+//! Every answer carries `X-Member: <name>`, and every body starts with the name. A member with
+//! sessions (`MemberConfig::session_cookie`) also starts one for a request that has none.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -63,8 +64,9 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Answer {
         drain(req.into_body()).await?;
         return Ok(b.text(StatusCode::INTERNAL_SERVER_ERROR, "injected failure"));
     }
+    let session = b.new_session(req.headers());
     let path = req.uri().path();
-    match path {
+    let answer = match path {
         "/echo" => echo(&ctx, req).await,
         "/upload" => upload(&ctx, req).await,
         "/download" => download(&ctx, req).await,
@@ -79,7 +81,13 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Answer {
                 Ok(b.default_answer())
             }
         },
-    }
+    };
+    answer.map(|mut res| {
+        if let Some(cookie) = session {
+            res.headers_mut().append(http::header::SET_COOKIE, cookie);
+        }
+        res
+    })
 }
 
 /// Read a request body to its end, keeping only its length, so the connection can be reused.

@@ -8,14 +8,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use chaoskit::{farm_view, member, wait_member};
-use common::{Drover, free_addr};
+use common::{Drover, call, free_addr};
 use drover_core::report::push::sign;
 use drover_testkit::client::{self, Reply};
 use drover_testkit::{MemberConfig, TestMember};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
+use http::Method;
 use serde_json::{Value, json};
 
 const SECRET: &str = "test-secret-0123456789";
@@ -86,46 +84,12 @@ members = [{list}]
     }
 }
 
-/// Sends `method path` to the admin listener with `body` and the given push headers.
-async fn call(
-    admin: SocketAddr,
-    method: Method,
-    path: &str,
-    body: &[u8],
-    headers: &[(&str, String)],
-) -> Reply {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", admin.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, v.as_str());
-    }
-    let body = Full::new(Bytes::copy_from_slice(body))
-        .map_err(|e| match e {})
-        .boxed();
-    let mut conn = client::connect(admin).await;
-    client::send(&mut conn, req.body(body).unwrap()).await
-}
-
 fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
-    // With a fraction, as agents pushing more than once a second must.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let ts = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
-    let sig = sign(SECRET.as_bytes(), &ts, body);
-    vec![("x-drover-timestamp", ts), ("x-drover-signature", sig)]
+    common::signed(SECRET, body)
 }
 
 async fn push(admin: SocketAddr, body: &Value) -> Reply {
-    let body = serde_json::to_vec(body).unwrap();
-    call(
-        admin,
-        Method::POST,
-        "/api/v1/reports",
-        &body,
-        &signed(&body),
-    )
-    .await
+    common::push_report(admin, SECRET, body).await
 }
 
 async fn update(admin: SocketAddr, query: &str) -> Reply {

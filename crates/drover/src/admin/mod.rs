@@ -46,7 +46,29 @@ struct FarmView<'a> {
     orca_rejects: u64,
     /// `[farm.X.reports] expect` in seconds: members silent longer are out; `null` = never.
     expect_s: Option<f64>,
+    /// Sticky sessions; `null` when the farm has none.
+    sticky: Option<StickyView>,
     members: Vec<MemberView<'a>>,
+}
+
+/// A farm's sticky-session outcomes since start.
+#[derive(Serialize)]
+struct StickyView {
+    /// `route`, `insert` or `learn`.
+    mode: &'static str,
+    nofailover: bool,
+    /// Requests answered by the member their session names (or its redirect).
+    hits: u64,
+    /// Requests whose session named a member, answered by another (the client was moved).
+    moved: u64,
+    /// Requests answered 503 under `nofailover`.
+    refused: u64,
+    /// Cookies drover set (insert mode, route mode's re-stick).
+    cookies_set: u64,
+    /// Learn mode: sessions learned or moved, the table's entries and its cap.
+    learned: u64,
+    sessions: Option<usize>,
+    max_sessions: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -258,6 +280,17 @@ fn farms_json(proxy: &Proxy, intake: &Intake) -> Bytes {
             orca_reports: f.counters.orca_reports.load(Relaxed),
             orca_rejects: f.counters.orca_rejects.load(Relaxed),
             expect_s: (!f.farm.rules.expect.is_zero()).then(|| f.farm.rules.expect.as_secs_f64()),
+            sticky: f.sticky.as_ref().map(|s| StickyView {
+                mode: s.mode_name(),
+                nofailover: s.nofailover,
+                hits: f.counters.sticky_hits.load(Relaxed),
+                moved: f.counters.sticky_moved.load(Relaxed),
+                refused: f.counters.sticky_refused.load(Relaxed),
+                cookies_set: f.counters.sticky_cookies_set.load(Relaxed),
+                learned: f.counters.sticky_learned.load(Relaxed),
+                sessions: s.table.as_ref().map(|t| t.len()),
+                max_sessions: s.table.as_ref().map(|t| t.capacity()),
+            }),
             members: f
                 .farm
                 .members

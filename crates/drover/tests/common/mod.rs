@@ -313,3 +313,54 @@ pub fn status_of(response: &str) -> Option<u16> {
     parts.next().filter(|v| v.starts_with("HTTP/"))?;
     parts.next()?.parse().ok()
 }
+
+/// Sends `method path` to the admin listener with `body` and the given headers.
+pub async fn call(
+    admin: SocketAddr,
+    method: http::Method,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> drover_testkit::client::Reply {
+    use http_body_util::BodyExt;
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", admin.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let body = http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))
+        .map_err(|e| match e {})
+        .boxed();
+    let mut conn = drover_testkit::client::connect(admin).await;
+    drover_testkit::client::send(&mut conn, req.body(body).unwrap()).await
+}
+
+/// The push headers that sign `body` with `secret`, timestamped now (with a fraction, as agents
+/// pushing more than once a second must).
+pub fn signed(secret: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let ts = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    let sig = drover_core::report::push::sign(secret.as_bytes(), &ts, body);
+    vec![("x-drover-timestamp", ts), ("x-drover-signature", sig)]
+}
+
+/// Pushes a JSON load report signed with `secret` to `POST /api/v1/reports`.
+pub async fn push_report(
+    admin: SocketAddr,
+    secret: &str,
+    body: &serde_json::Value,
+) -> drover_testkit::client::Reply {
+    let body = serde_json::to_vec(body).unwrap();
+    call(
+        admin,
+        http::Method::POST,
+        "/api/v1/reports",
+        &body,
+        &signed(secret, &body),
+    )
+    .await
+}

@@ -1,0 +1,369 @@
+//! Sticky sessions on the request path (DESIGN.md, "The request path", steps 3 and 8): which
+//! member a request's session names, whether that member may serve it, and what goes back to the
+//! client and the member when it may not.
+//!
+//! Per request: [`StickyState::resolve`] reads the session (URL parameter first, then cookie, as
+//! Apache does; see `drover_core::sticky`) and gives a [`Verdict`]: stick to a member, refuse
+//! (`nofailover`: 503), or let the policy pick. A member may serve its sticky clients while it is
+//! ready, draining included; in panic mode health is ignored as for new picks. When it may not,
+//! its Apache-style `redirect` member takes them if that one can; otherwise the policy picks and
+//! the client is *moved*: the request carries `moved_header: <old member>`, and the answer
+//! re-sticks the client (insert: a new cookie; learn: the table entry moves; route: the
+//! application's cookie with the new route, when `set_cookie` says so and the member did not set
+//! it itself). A value that names no member (tampered, expired, another farm's, a removed
+//! member's route) is the same as no session: never an error.
+//!
+//! Cost: no allocation on a request that sticks; one `Set-Cookie` built per new or moved client;
+//! learn mode takes one shard lock per request that carries a session and per response that sets
+//! one.
+
+use std::sync::Arc;
+
+use drover_config::{RouteCookie, Sticky, StickyMode};
+use drover_core::Farm;
+use drover_core::sticky::{
+    CookieSigner, RouteMap, SessionTable, cookie_value, path_param, route_of, session_key,
+    set_cookie,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// A farm's sticky settings, built with the farm.
+#[derive(Debug)]
+pub struct StickyState {
+    mode: StickyMode,
+    cookie: Option<String>,
+    path_param: Option<String>,
+    separator: u8,
+    pub nofailover: bool,
+    moved_header: Option<HeaderName>,
+    set_cookie: RouteCookie,
+    routes: RouteMap,
+    /// Per member: the member that takes its clients while it cannot (Apache's `redirect`).
+    redirects: Vec<Option<usize>>,
+    /// Per member: its name, as the moved header's value.
+    names: Vec<HeaderValue>,
+    signer: Option<CookieSigner>,
+    /// Insert mode: `; Path=/; HttpOnly; SameSite=Lax` and the rest, after the value.
+    attributes: String,
+    /// Learn mode's table (shared with the sweeper and the API).
+    pub table: Option<Arc<SessionTable>>,
+}
+
+/// What one request's session says, carried from the pick to the answer.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The member the client's session names (and that exists).
+    pub holder: Option<usize>,
+    /// Insert mode: the client's cookie is signed with the current key.
+    current: bool,
+    /// Learn mode: the session id's key, when the request carried one.
+    key: Option<u64>,
+    /// The holder's `redirect` member serves instead: the client is not re-stuck to it, so it
+    /// goes back to its holder when that one can serve again (Apache's route redirect).
+    via_redirect: Option<usize>,
+    /// Route mode: the session value before its separator, kept only when the client may get a
+    /// new route cookie (moved, or `set_cookie = "new"`).
+    prefix: Option<Box<[u8]>>,
+}
+
+impl Session {
+    /// For the counters, once member `index` answered: `Some(true)` when it is where the session
+    /// said (its holder or the holder's redirect), `Some(false)` when the client was moved,
+    /// `None` when the request had no session.
+    pub fn placed(&self, index: usize) -> Option<bool> {
+        let h = self.holder?;
+        Some(h == index || self.via_redirect == Some(index))
+    }
+}
+
+/// Where a request goes, as far as stickiness is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// To this member (the session's holder, or its redirect).
+    Stick(usize),
+    /// Nowhere: the holder cannot serve and `nofailover` forbids moving the client.
+    Refuse,
+    /// Wherever the policy says.
+    Pick,
+}
+
+/// What the answer did for the client's stickiness, for the farm's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Nothing,
+    /// Drover set a cookie (insert mode, or a route cookie).
+    CookieSet,
+    /// Learn mode: the table learned a session or moved one.
+    Learned,
+}
+
+impl StickyState {
+    pub fn build(cfg: &Sticky, farm: &Farm) -> StickyState {
+        let routes = RouteMap::new(farm.members.iter().map(|m| m.spec.route.as_deref()));
+        let redirects = cfg
+            .redirects
+            .iter()
+            .map(|r| r.as_deref().and_then(|r| routes.get(r.as_bytes())))
+            .collect();
+        let names = farm
+            .members
+            .iter()
+            .map(|m| HeaderValue::from_str(m.name()).unwrap_or(HeaderValue::from_static("?")))
+            .collect();
+        let signer = (cfg.mode == StickyMode::Insert).then(|| {
+            let members: Vec<&str> = farm.members.iter().map(|m| m.name()).collect();
+            let keys: Vec<&[u8]> = cfg.insert.keys.iter().map(|k| k.expose()).collect();
+            CookieSigner::new(&farm.name, &members, &keys)
+        });
+        let table = (cfg.mode == StickyMode::Learn)
+            .then(|| Arc::new(SessionTable::new(cfg.max_sessions, cfg.ttl)));
+        StickyState {
+            mode: cfg.mode,
+            cookie: cfg.cookie.clone(),
+            path_param: cfg.path_param.clone(),
+            separator: cfg.separator,
+            nofailover: cfg.nofailover,
+            moved_header: cfg
+                .moved_header
+                .as_deref()
+                .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+            set_cookie: cfg.set_cookie,
+            routes,
+            redirects,
+            names,
+            signer,
+            attributes: attributes(cfg),
+            table,
+        }
+    }
+
+    /// `route`, `insert` or `learn`.
+    pub fn mode_name(&self) -> &'static str {
+        self.mode.name()
+    }
+
+    /// The session a request carries: URL parameter first, then the cookie.
+    fn value<'a>(&self, target: &'a [u8], headers: &'a HeaderMap) -> Option<&'a [u8]> {
+        if let Some(p) = &self.path_param
+            && let Some(v) = path_param(target, p.as_bytes())
+        {
+            return Some(v);
+        }
+        let name = self.cookie.as_deref()?.as_bytes();
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .find_map(|h| cookie_value(h.as_bytes(), name))
+    }
+
+    /// Step 3 of the request path: the request's session and where it must go. `target` is the
+    /// request's path and query; `now` on the `drover_core::clock` scale.
+    pub fn resolve(
+        &self,
+        farm: &Farm,
+        target: &[u8],
+        headers: &HeaderMap,
+        now: u64,
+    ) -> (Session, Verdict) {
+        let mut s = Session::default();
+        let value = self.value(target, headers);
+        match self.mode {
+            StickyMode::Route => {
+                s.holder = value
+                    .and_then(|v| route_of(v, self.separator))
+                    .and_then(|r| self.routes.get(r));
+            }
+            StickyMode::Insert => {
+                if let Some((m, current)) = value.and_then(|v| self.signer.as_ref()?.member(v)) {
+                    s.holder = Some(m);
+                    s.current = current;
+                }
+            }
+            StickyMode::Learn => {
+                s.key = value.map(session_key);
+                s.holder = s
+                    .key
+                    .and_then(|k| self.table.as_ref()?.get(k, now))
+                    .filter(|&m| m < farm.members.len());
+            }
+        }
+        let verdict = match s.holder {
+            Some(h) if farm.serves_sticky(h) => Verdict::Stick(h),
+            Some(h) => match self.redirects.get(h).copied().flatten() {
+                Some(r) if farm.serves_sticky(r) => {
+                    s.via_redirect = Some(r);
+                    Verdict::Stick(r)
+                }
+                _ if self.nofailover => Verdict::Refuse,
+                _ => Verdict::Pick,
+            },
+            None => Verdict::Pick,
+        };
+        // Route mode re-sticks a moved (or, with `set_cookie = "new"`, a new) client by setting
+        // the application's cookie with the new route: keep what goes before the route.
+        let may_set = match self.set_cookie {
+            RouteCookie::Never => false,
+            RouteCookie::Moved => s.holder.is_some(),
+            RouteCookie::New => true,
+        };
+        if self.mode == StickyMode::Route
+            && self.cookie.is_some()
+            && may_set
+            && verdict == Verdict::Pick
+        {
+            let prefix = value.map_or(&b""[..], |v| {
+                let cut = v
+                    .iter()
+                    .position(|&b| b == self.separator)
+                    .unwrap_or(v.len());
+                &v[..cut]
+            });
+            s.prefix = Some(prefix.into());
+        }
+        (s, verdict)
+    }
+
+    /// Tells member `index` that the client was moved to it from the session's holder, when it
+    /// was: on every attempt, so a retry on a third member says so too. A client's own header of
+    /// that name never reaches the member.
+    pub fn mark_moved(&self, headers: &mut HeaderMap, session: &Session, index: usize) {
+        let Some(name) = &self.moved_header else {
+            return;
+        };
+        match session.holder {
+            Some(h) if h != index => {
+                headers.insert(name.clone(), self.names[h].clone());
+            }
+            _ => {
+                headers.remove(name);
+            }
+        }
+    }
+
+    /// Step 8: re-sticks the client to member `index`, which answered, where needed.
+    pub fn answer(
+        &self,
+        headers: &mut HeaderMap,
+        session: &Session,
+        index: usize,
+        now: u64,
+    ) -> Outcome {
+        if session.via_redirect == Some(index) {
+            return Outcome::Nothing;
+        }
+        match self.mode {
+            StickyMode::Insert => {
+                if session.holder == Some(index) && session.current {
+                    return Outcome::Nothing;
+                }
+                let (Some(signer), Some(name)) = (&self.signer, &self.cookie) else {
+                    return Outcome::Nothing;
+                };
+                let cookie = format!("{name}={}{}", signer.value(index), self.attributes);
+                match HeaderValue::from_str(&cookie) {
+                    Ok(v) => {
+                        headers.append(header::SET_COOKIE, v);
+                        Outcome::CookieSet
+                    }
+                    Err(_) => Outcome::Nothing,
+                }
+            }
+            StickyMode::Learn => self.learn(headers, session, index, now),
+            StickyMode::Route => {
+                let (Some(prefix), Some(name), Some(route)) =
+                    (&session.prefix, &self.cookie, self.routes.route(index))
+                else {
+                    return Outcome::Nothing;
+                };
+                if session.holder == Some(index) || sets(headers, name.as_bytes()) {
+                    return Outcome::Nothing;
+                }
+                let mut v = Vec::with_capacity(name.len() + prefix.len() + route.len() + 10);
+                v.extend_from_slice(name.as_bytes());
+                v.push(b'=');
+                v.extend_from_slice(prefix);
+                v.push(self.separator);
+                v.extend_from_slice(route);
+                v.extend_from_slice(b"; Path=/");
+                match HeaderValue::from_bytes(&v) {
+                    Ok(v) => {
+                        headers.append(header::SET_COOKIE, v);
+                        Outcome::CookieSet
+                    }
+                    Err(_) => Outcome::Nothing,
+                }
+            }
+        }
+    }
+
+    /// Learn mode: sessions the member sets are its own; a session the table did not place on
+    /// this member (unknown, expired, or moved) is placed here.
+    fn learn(&self, headers: &HeaderMap, session: &Session, index: usize, now: u64) -> Outcome {
+        let (Some(table), Some(name)) = (&self.table, &self.cookie) else {
+            return Outcome::Nothing;
+        };
+        let mut news = false;
+        let mut set = false;
+        for h in headers.get_all(header::SET_COOKIE) {
+            if let Some((n, value, deletes)) = set_cookie(h.as_bytes())
+                && n == name.as_bytes()
+            {
+                set = true;
+                let key = session_key(value);
+                if deletes {
+                    if !value.is_empty() {
+                        table.forget(key);
+                    }
+                    if let Some(k) = session.key {
+                        table.forget(k);
+                    }
+                } else {
+                    news |= table.learn(key, index, now);
+                }
+            }
+        }
+        if !set
+            && let Some(k) = session.key
+            && session.holder != Some(index)
+        {
+            news |= table.learn(k, index, now);
+        }
+        if news {
+            Outcome::Learned
+        } else {
+            Outcome::Nothing
+        }
+    }
+}
+
+/// Does the answer set cookie `name` itself?
+fn sets(headers: &HeaderMap, name: &[u8]) -> bool {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|h| set_cookie(h.as_bytes()).is_some_and(|(n, _, _)| n == name))
+}
+
+/// Insert mode's cookie attributes, built once.
+fn attributes(cfg: &Sticky) -> String {
+    let c = &cfg.insert;
+    let mut out = format!("; Path={}", c.path);
+    if let Some(d) = &c.domain {
+        out.push_str("; Domain=");
+        out.push_str(d);
+    }
+    if let Some(age) = c.max_age {
+        out.push_str(&format!("; Max-Age={}", age.as_secs().max(1)));
+    }
+    if c.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if c.secure {
+        out.push_str("; Secure");
+    }
+    if let Some(s) = &c.same_site {
+        out.push_str("; SameSite=");
+        out.push_str(s);
+    }
+    out
+}
