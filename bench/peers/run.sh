@@ -12,6 +12,12 @@
 #        ALT_POLICY=adaptive  the policy of target drover-alt: the same config on port 8086 with
 #                             this policy, to price a policy against round robin in one run, e.g.
 #                             TARGETS="drover drover-alt" ALT_POLICY=adaptive
+#        ALT_STICKY=route|insert|learn  give drover-alt sticky sessions of this mode (its members get
+#                             routes node1-node3), and send a cookie on every request to every
+#                             target: route JSESSIONID=<id>.node2, insert drover-alt's own
+#                             DROVERID (taken from its first answer), learn PHPSESSID=<id>. Price
+#                             stickiness against the same policy without it:
+#                             TARGETS="drover drover-alt" ALT_POLICY=round-robin ALT_STICKY=route
 #        DROVER_BIN=target/release/drover        SKIP_BUILD=1 to skip `cargo build --release`
 #        WARMUP=3  SETTLE=1 (seconds of pause between runs)  KEEP_RUN_DIR=1 (keep temp dir)
 #        QUIET_WAIT=0      before each run, wait up to this many seconds for other load to stop
@@ -30,6 +36,8 @@ TARGETS="${TARGETS:-direct haproxy nginx drover}"
 DROVER_ARGS="${DROVER_ARGS---threads 1}"
 DROVER_CONFIG="${DROVER_CONFIG:-examples/peers.toml}"
 ALT_POLICY="${ALT_POLICY:-adaptive}"
+ALT_STICKY="${ALT_STICKY:-}"
+COOKIE=""
 DROVER_BIN="${DROVER_BIN:-$REPO_DIR/target/release/drover}"
 CONNS=64
 RATE_PER_CONN=80   # h2load --rps is per client: 64 x 80 = 5,120 req/s offered
@@ -55,6 +63,12 @@ has_target() { [[ " ${TARGET_LIST[*]} " == *" $1 "* ]]; }
 COMMAND="DURATION=$DURATION REPS=$REPS TARGETS='$TARGETS'"
 has_target drover && COMMAND+=" DROVER_ARGS='$DROVER_ARGS'"
 has_target drover-alt && COMMAND+=" ALT_POLICY='$ALT_POLICY'"
+[[ -n "$ALT_STICKY" ]] && COMMAND+=" ALT_STICKY='$ALT_STICKY'"
+case "$ALT_STICKY" in
+    "" | route | insert | learn) ;;
+    *) die "ALT_STICKY must be route, insert or learn" ;;
+esac
+[[ -z "$ALT_STICKY" ]] || has_target drover-alt || die "ALT_STICKY needs the drover-alt target"
 for knob in WARMUP SETTLE QUIET_WAIT DROVER_CONFIG DROVER_BIN SKIP_BUILD; do
     [[ -n "${!knob+x}" ]] || continue
     case "$knob" in
@@ -127,6 +141,18 @@ if has_target drover-alt; then
     ( cd "$REPO_DIR" && sed -e 's/127\.0\.0\.1:8085/127.0.0.1:8086/' \
         -e "s/^policy = .*/policy = \"$ALT_POLICY\"/" "$DROVER_CONFIG" ) >"$ALT_CONFIG"
     grep -q "policy = \"$ALT_POLICY\"" "$ALT_CONFIG" || die "cannot set the policy in $ALT_CONFIG"
+    if [[ -n "$ALT_STICKY" ]]; then
+        for n in 1 2 3; do
+            sed -i "s/{ address = \"127.0.0.1:900$n\" }/{ address = \"127.0.0.1:900$n\", route = \"node$n\" }/" "$ALT_CONFIG"
+            grep -q "route = \"node$n\"" "$ALT_CONFIG" || die "cannot give member $n a route in $ALT_CONFIG"
+        done
+        case "$ALT_STICKY" in
+            route) sticky='mode = "route"\ncookie = "JSESSIONID"' ;;
+            insert) sticky='mode = "insert"\nkeys = ["peers-bench-key-0123456789abcdef"]' ;;
+            learn) sticky='mode = "learn"\ncookie = "PHPSESSID"' ;;
+        esac
+        printf '\n[farm.app.sticky]\n%b\n' "$sticky" >>"$ALT_CONFIG"
+    fi
     log "starting drover-alt (127.0.0.1:8086, policy $ALT_POLICY): $DROVER_BIN serve --config $ALT_CONFIG $DROVER_ARGS"
     # shellcheck disable=SC2086
     start_drover 8086 serve --config "$ALT_CONFIG" $DROVER_ARGS
@@ -145,6 +171,18 @@ for t in "${TARGET_LIST[@]}"; do
     done
     log "$t ready on 127.0.0.1:${PORT[$t]}, measured PIDs: ${PIDS[$t]}"
 done
+
+# The cookie every request carries, to every target, when drover-alt is sticky.
+case "$ALT_STICKY" in
+    route) COOKIE="JSESSIONID=0123456789ABCDEF0123456789ABCDEF.node2" ;;
+    learn) COOKIE="PHPSESSID=0123456789abcdefghijklmnop" ;;
+    insert)
+        COOKIE="$(curl -fsS -D - -o /dev/null "http://127.0.0.1:8086/" | tr -d '\r' \
+            | awk 'tolower($1) == "set-cookie:" { split($2, a, ";"); print a[1]; exit }')"
+        [[ "$COOKIE" == DROVERID=* ]] || die "drover-alt set no DROVERID cookie: '$COOKIE'"
+        ;;
+esac
+[[ -z "$COOKIE" ]] || log "every request carries Cookie: $COOKIE"
 
 # --- machine and labels --------------------------------------------------------------------
 HAPROXY_VER="$(haproxy -v | head -1 | awk '{print $3}')"
@@ -166,7 +204,7 @@ meta = {
         "haproxy": "HAProxy $HAPROXY_VER",
         "nginx": "nginx $NGINX_VER",
         "drover": "drover $DROVER_REV",
-        "drover-alt": "drover $DROVER_REV, policy $ALT_POLICY",
+        "drover-alt": "drover $DROVER_REV, policy $ALT_POLICY${ALT_STICKY:+, sticky $ALT_STICKY}",
     },
     "pids": {$(for t in "${TARGET_LIST[@]}"; do printf '"%s": [%s], ' "$t" "$(tr ' ' ',' <<<"${PIDS[$t]}")"; done)},
     "machine": {
@@ -207,8 +245,9 @@ measure() {
     local -a pids hdr=() cmd
     read -r -a pids <<<"${PIDS[$t]}"
     [[ "$mode" == close ]] && hdr=(-H 'Connection: close')
+    [[ -z "$COOKIE" ]] || hdr+=(-H "Cookie: $COOKIE")
     if [[ "$mode" == rate ]]; then
-        cmd=(h2load --h1 -c"$CONNS" --rps="$RATE_PER_CONN" -D "$DURATION" "$url")
+        cmd=(h2load --h1 -c"$CONNS" --rps="$RATE_PER_CONN" -D "$DURATION" "${hdr[@]}" "$url")
     else
         wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${hdr[@]}" "$url" >"$out.warmup" 2>&1 || die "wrk warm-up failed: $(cat "$out.warmup")"
         cmd=(wrk -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" --latency "$url")

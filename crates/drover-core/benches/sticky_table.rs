@@ -50,7 +50,11 @@ fn run(cap: usize) {
     for i in 0..SESSIONS {
         session_id(i, &mut id);
         // Time in nanoseconds, one session learned every microsecond.
-        table.learn(session_key(&id), (i % 8) as usize, 1_000_000_000 + i * 1_000);
+        table.learn(
+            session_key(&id),
+            (i % 8) as usize,
+            1_000_000_000 + i * 1_000,
+        );
     }
     let learn_ns = start.elapsed().as_nanos() as f64 / SESSIONS as f64;
     let full = rss_kib();
@@ -65,7 +69,11 @@ fn run(cap: usize) {
     }
     let get_ns = start.elapsed().as_nanos() as f64 / lookups as f64;
     let len = table.len();
-    assert!(len <= table.capacity(), "{len} entries over the cap {}", table.capacity());
+    assert!(
+        len <= table.capacity(),
+        "{len} entries over the cap {}",
+        table.capacity()
+    );
     let grown = full.saturating_sub(before);
     println!(
         "| {cap} | {SESSIONS} | {len} | {:.1} MiB ({:.1} MiB empty) | {:.0} | {learn_ns:.0} | {get_ns:.0} | {:.1}% |",

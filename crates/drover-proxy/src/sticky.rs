@@ -296,8 +296,9 @@ impl StickyState {
         }
     }
 
-    /// Learn mode: sessions the member sets are its own; a session the table did not place on
-    /// this member (unknown, expired, or moved) is placed here.
+    /// Learn mode: sessions the member sets are its own; a known session that was moved here is
+    /// placed here. A session id the table does not know is never learned from a request: only a
+    /// member can create entries, so clients sending made-up ids cannot push real sessions out.
     fn learn(&self, headers: &HeaderMap, session: &Session, index: usize, now: u64) -> Outcome {
         let (Some(table), Some(name)) = (&self.table, &self.cookie) else {
             return Outcome::Nothing;
@@ -323,8 +324,8 @@ impl StickyState {
             }
         }
         if !set
-            && let Some(k) = session.key
-            && session.holder != Some(index)
+            && let (Some(k), Some(holder)) = (session.key, session.holder)
+            && holder != index
         {
             news |= table.learn(k, index, now);
         }
@@ -366,4 +367,196 @@ fn attributes(cfg: &Sticky) -> String {
         out.push_str(s);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_config::InsertCookie;
+    use drover_core::{Flag, MemberSpec, PolicyKind};
+
+    fn farm() -> Farm {
+        let specs = (1..=3)
+            .map(|i| MemberSpec {
+                name: format!("m{i}"),
+                addr: ([127, 0, 0, 1], 9000 + i).into(),
+                weight: 1,
+                route: Some(format!("n{i}")),
+                enabled: true,
+            })
+            .collect();
+        Farm::new("app", PolicyKind::RoundRobin, specs)
+    }
+
+    fn sticky(mode: StickyMode, cookie: &str) -> Sticky {
+        Sticky {
+            mode,
+            cookie: Some(cookie.to_owned()),
+            path_param: None,
+            separator: b'.',
+            nofailover: false,
+            moved_header: Some("X-Drover-Sticky-Moved".to_owned()),
+            set_cookie: RouteCookie::Moved,
+            insert: InsertCookie {
+                keys: vec![drover_config::Secret::new("unit-test-key-0123456789")],
+                ..InsertCookie::default()
+            },
+            ttl: std::time::Duration::from_secs(60),
+            max_sessions: 1000,
+            redirects: vec![None, Some("n3".to_owned()), None],
+        }
+    }
+
+    fn cookies(c: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, c.parse().unwrap());
+        h
+    }
+
+    fn set_cookies(h: &HeaderMap) -> Vec<String> {
+        h.get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn route_mode_sticks_redirects_and_moves() {
+        let farm = farm();
+        let s = StickyState::build(&sticky(StickyMode::Route, "JSESSIONID"), &farm);
+        let (session, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n2"), 0);
+        assert_eq!((session.holder, v), (Some(1), Verdict::Stick(1)));
+
+        // m2 down: its redirect m3 serves, and the client is not re-stuck there.
+        farm.members[1].state.set(Flag::Up, false);
+        let (session, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n2"), 0);
+        assert_eq!(v, Verdict::Stick(2));
+        let mut answer = HeaderMap::new();
+        assert_eq!(s.answer(&mut answer, &session, 2, 0), Outcome::Nothing);
+        assert_eq!(session.placed(2), Some(true));
+
+        // m1 down, no redirect: moved; the member is told, and the cookie gets the new route.
+        farm.members[0].state.set(Flag::Up, false);
+        let (session, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n1"), 0);
+        assert_eq!(v, Verdict::Pick);
+        let mut req = cookies("x=1");
+        req.insert("x-drover-sticky-moved", "forged".parse().unwrap());
+        s.mark_moved(&mut req, &session, 2);
+        assert_eq!(req["x-drover-sticky-moved"], "m1");
+        let mut answer = HeaderMap::new();
+        assert_eq!(s.answer(&mut answer, &session, 2, 0), Outcome::CookieSet);
+        assert_eq!(set_cookies(&answer), ["JSESSIONID=abc.n3; Path=/"]);
+        // ... unless the member set the cookie itself.
+        let mut answer = HeaderMap::new();
+        answer.insert(
+            header::SET_COOKIE,
+            "JSESSIONID=new.n3; Path=/app".parse().unwrap(),
+        );
+        assert_eq!(s.answer(&mut answer, &session, 2, 0), Outcome::Nothing);
+        assert_eq!(set_cookies(&answer).len(), 1);
+
+        // A client's own moved header never reaches a member it was not moved to.
+        let (session, _) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n3"), 0);
+        let mut req = HeaderMap::new();
+        req.insert("x-drover-sticky-moved", "forged".parse().unwrap());
+        s.mark_moved(&mut req, &session, 2);
+        assert!(req.get("x-drover-sticky-moved").is_none());
+    }
+
+    #[test]
+    fn nofailover_refuses_and_draining_still_serves() {
+        let farm = farm();
+        let mut cfg = sticky(StickyMode::Route, "JSESSIONID");
+        cfg.nofailover = true;
+        cfg.redirects = vec![None; 3];
+        let s = StickyState::build(&cfg, &farm);
+        farm.members[0].state.set(Flag::Draining, true);
+        let (_, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n1"), 0);
+        assert_eq!(v, Verdict::Stick(0), "draining keeps its sticky users");
+        farm.members[0].state.set(Flag::On, false);
+        let (_, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n1"), 0);
+        assert_eq!(v, Verdict::Refuse);
+        let (session, v) = s.resolve(&farm, b"/", &cookies("JSESSIONID=abc.n9"), 0);
+        assert_eq!(
+            (session.holder, v),
+            (None, Verdict::Pick),
+            "unknown route: no session"
+        );
+    }
+
+    #[test]
+    fn learn_mode_learns_only_what_members_set() {
+        let farm = farm();
+        let s = StickyState::build(&sticky(StickyMode::Learn, "PHPSESSID"), &farm);
+        let table = s.table.as_ref().unwrap();
+        // A made-up id is not learned from the request.
+        let (session, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=made-up"), 1);
+        assert_eq!(v, Verdict::Pick);
+        assert_eq!(
+            s.answer(&mut HeaderMap::new(), &session, 0, 1),
+            Outcome::Nothing
+        );
+        assert!(table.is_empty());
+        // The member sets one: learned.
+        let mut answer = HeaderMap::new();
+        answer.insert(
+            header::SET_COOKIE,
+            "PHPSESSID=real; Path=/".parse().unwrap(),
+        );
+        let (session, _) = s.resolve(&farm, b"/", &HeaderMap::new(), 1);
+        assert_eq!(s.answer(&mut answer, &session, 1, 1), Outcome::Learned);
+        let (session, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=real"), 2);
+        assert_eq!(v, Verdict::Stick(1));
+        // Moved while m2 is off: the entry follows the client.
+        farm.members[1].state.set(Flag::On, false);
+        let (moved, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=real"), 3);
+        assert_eq!(v, Verdict::Stick(2), "m2's redirect is m3");
+        assert_eq!(
+            s.answer(&mut HeaderMap::new(), &moved, 2, 3),
+            Outcome::Nothing
+        );
+        farm.members[2].state.set(Flag::On, false);
+        let (moved, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=real"), 3);
+        assert_eq!(v, Verdict::Pick);
+        assert_eq!(
+            s.answer(&mut HeaderMap::new(), &moved, 0, 3),
+            Outcome::Learned
+        );
+        farm.members[1].state.set(Flag::On, true);
+        let (_, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=real"), 4);
+        assert_eq!(v, Verdict::Stick(0), "re-stuck to m1");
+        // The member ends the session.
+        let mut answer = HeaderMap::new();
+        answer.insert(header::SET_COOKIE, "PHPSESSID=; Max-Age=0".parse().unwrap());
+        assert_eq!(s.answer(&mut answer, &session, 0, 5), Outcome::Nothing);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn insert_mode_sets_once_and_ignores_forgeries() {
+        let farm = farm();
+        let s = StickyState::build(&sticky(StickyMode::Insert, "DROVERID"), &farm);
+        let (session, v) = s.resolve(&farm, b"/", &HeaderMap::new(), 0);
+        assert_eq!(v, Verdict::Pick);
+        let mut answer = HeaderMap::new();
+        assert_eq!(s.answer(&mut answer, &session, 1, 0), Outcome::CookieSet);
+        let set = set_cookies(&answer);
+        assert!(
+            set[0].ends_with("; Path=/; HttpOnly; SameSite=Lax"),
+            "{set:?}"
+        );
+        let value = set[0].split(';').next().unwrap().to_owned();
+        let (session, v) = s.resolve(&farm, b"/", &cookies(&value), 0);
+        assert_eq!(v, Verdict::Stick(1));
+        let mut answer = HeaderMap::new();
+        assert_eq!(
+            s.answer(&mut answer, &session, 1, 0),
+            Outcome::Nothing,
+            "not re-sent"
+        );
+        let last = if value.ends_with('0') { '1' } else { '0' };
+        let forged = format!("{}{last}", &value[..value.len() - 1]);
+        let (session, v) = s.resolve(&farm, b"/", &cookies(&forged), 0);
+        assert_eq!((session.holder, v), (None, Verdict::Pick));
+    }
 }
