@@ -67,7 +67,7 @@ pub fn config_toml(spec: &ConfigSpec<'_>, listen: SocketAddr, admin: SocketAddr)
         "# Written by drover-bench (bench/balancing) for one run."
     );
     let _ = writeln!(t, "[server]\nthreads = {}\n", spec.threads);
-    let _ = writeln!(t, "[admin]\nlisten = \"{admin}\"\n");
+    let _ = writeln!(t, "[admin]\nlisten = \"{admin}\"\nopen_reads = true\n");
     if let Some(secret) = &spec.reports.secret {
         let _ = writeln!(t, "[reports]\nsecret = {}\n", quoted(secret));
     }

@@ -126,6 +126,30 @@ impl Default for Server {
 pub struct Admin {
     /// `listen`: default 127.0.0.1:9090.
     pub listen: SocketAddr,
+    /// `token` / `token_file`: the bearer token (`Authorization: Bearer <token>`) that opens
+    /// every API call. Default none.
+    pub token: Option<Secret>,
+    /// `users_file`: basic-auth users, one `name:<bcrypt hash>` per line (htpasswd -B format).
+    /// Default none.
+    pub users: Vec<AdminUser>,
+    /// `open_reads`: GET and HEAD need no credentials (writes always do). Default false.
+    pub open_reads: bool,
+}
+
+/// One basic-auth user of the admin API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminUser {
+    pub name: String,
+    /// bcrypt hash (`$2a$`, `$2b$` or `$2y$`).
+    pub hash: String,
+}
+
+impl std::fmt::Debug for AdminUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Admin {
@@ -133,6 +157,9 @@ impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
+            users: Vec::new(),
+            open_reads: false,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{farm, listener};
 
 const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports"];
 const SERVER_KEYS: &[&str] = &["threads", "grace"];
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "token", "token_file", "users_file", "open_reads"];
 const PAGE_KEYS: &[&str] = &["status", "body", "content_type"];
 
 /// Reads and validates the config file at `path`.
@@ -114,7 +114,67 @@ fn admin(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> (Option<Admin>, Option<Bind
             owner: "[admin]".into(),
         });
     }
+    admin.token = crate::reports::secret(ctx, &t, "token", "token_file", "for API calls");
+    admin.users = users(ctx, &t);
+    admin.open_reads = t.bool(ctx, "open_reads").unwrap_or(false);
     (Some(admin), bind)
+}
+
+/// `users_file`: `name:<bcrypt hash>` lines (`htpasswd -nbB name password`); `#` comments and
+/// blank lines skipped. Errors name the file's line; hashes never appear in messages.
+fn users(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<crate::model::AdminUser> {
+    let Some(v) = t.get("users_file") else {
+        return Vec::new();
+    };
+    let key = t.child("users_file");
+    let Some(path) = ctx.expect_str(&key, v, "a path to an htpasswd file (bcrypt)") else {
+        return Vec::new();
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            ctx.bad(&key, v, format!("cannot read the users file: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut users: Vec<crate::model::AdminUser> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let problem = match line.split_once(':') {
+            None => Some("expected name:<bcrypt hash>, as `htpasswd -nbB name password` prints"),
+            Some(("", _)) => Some("the user name is empty"),
+            Some((name, _)) if users.iter().any(|u| u.name == name) => {
+                Some("this user is already in the file")
+            }
+            Some((_, hash))
+                if !(hash.starts_with("$2a$")
+                    || hash.starts_with("$2b$")
+                    || hash.starts_with("$2y$"))
+                    || hash.len() != 60 =>
+            {
+                Some(
+                    "not a bcrypt hash ($2y$..., 60 characters); create it with `htpasswd -nbB name password`",
+                )
+            }
+            Some((name, hash)) => {
+                users.push(crate::model::AdminUser {
+                    name: name.to_owned(),
+                    hash: hash.to_owned(),
+                });
+                None
+            }
+        };
+        if let Some(problem) = problem {
+            ctx.bad(&key, v, format!("{path}:{}: {problem}", n + 1));
+        }
+    }
+    if users.is_empty() {
+        ctx.bad(&key, v, format!("{path}: no users in the file"));
+    }
+    users
 }
 
 /// An address some table binds, for the "each address bound once" check.

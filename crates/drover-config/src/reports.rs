@@ -23,39 +23,48 @@ pub(crate) fn reports(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Reports {
     if let Some(w) = t.positive_duration(ctx, "window") {
         out.window = w;
     }
-    let inline = t.get("secret").map(|v| (v, t.child("secret")));
-    let file = t.get("secret_file").map(|v| (v, t.child("secret_file")));
-    if let (Some(_), Some((v, key))) = (&inline, &file) {
-        ctx.bad(
-            key,
-            v,
-            "give either secret or secret_file, not both".to_owned(),
-        );
-        return out;
+    out.secret = secret(ctx, &t, "secret", "secret_file", "shared with the agents");
+    out
+}
+
+/// A secret given inline (`inline` key) or in a file (`file` key, trimmed), at least
+/// [`MIN_SECRET`] bytes; `None` when neither key is there or it is invalid (reported). `whose`
+/// says what the secret is for, in messages ("shared with the agents"). The value never appears
+/// in a message.
+pub(crate) fn secret(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    inline: &str,
+    file: &str,
+    whose: &str,
+) -> Option<Secret> {
+    let given = t.get(inline).map(|v| (v, t.child(inline)));
+    let from_file = t.get(file).map(|v| (v, t.child(file)));
+    if let (Some(_), Some((v, key))) = (&given, &from_file) {
+        ctx.bad(key, v, format!("give either {inline} or {file}, not both"));
+        return None;
     }
-    let (text, v, key) = if let Some((v, key)) = inline {
+    let (text, v, key) = if let Some((v, key)) = given {
         match v.get_ref() {
             toml::de::DeValue::String(s) => (s.to_string(), v, key),
             _ => {
                 // Whatever was written stays out of the message: it may be the secret.
-                let message = "expected a string shared with the agents (at least 16 bytes)";
+                let message = format!("expected a string {whose} (at least {MIN_SECRET} bytes)");
                 ctx.error(v.span().start, &key, Some("(hidden)".to_owned()), message);
-                return out;
+                return None;
             }
         }
-    } else if let Some((v, key)) = file {
-        let Some(path) = ctx.expect_str(&key, v, "a path to a file holding the secret") else {
-            return out;
-        };
+    } else if let Some((v, key)) = from_file {
+        let path = ctx.expect_str(&key, v, "a path to a file holding the secret")?;
         match std::fs::read_to_string(path) {
             Ok(s) => (s.trim().to_owned(), v, key),
             Err(e) => {
                 ctx.bad(&key, v, format!("cannot read the secret file: {e}"));
-                return out;
+                return None;
             }
         }
     } else {
-        return out;
+        return None;
     };
     if text.len() < MIN_SECRET {
         // The value itself stays out of the message.
@@ -69,10 +78,9 @@ pub(crate) fn reports(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Reports {
                 text.len()
             ),
         );
-        return out;
+        return None;
     }
-    out.secret = Some(Secret::new(text));
-    out
+    Some(Secret::new(text))
 }
 
 /// `[farm.<name>.reports]`; defaults when absent. `steady`: the farm has a report source that

@@ -115,7 +115,8 @@ fn full_config_round_trips_to_the_model() {
     assert_eq!(
         c.admin,
         Some(Admin {
-            listen: addr("127.0.0.1:9191")
+            listen: addr("127.0.0.1:9191"),
+            ..Admin::default()
         })
     );
 
@@ -318,7 +319,8 @@ fn admin_table_alone_listens_on_9090() {
     assert_eq!(
         c.admin,
         Some(Admin {
-            listen: addr("127.0.0.1:9090")
+            listen: addr("127.0.0.1:9090"),
+            ..Admin::default()
         })
     );
     let Action::Respond(page) = &c.listeners[0].routes[0].action else {

@@ -30,7 +30,7 @@ fn session_id(i: u64, out: &mut [u8; 26]) {
     for b in out.iter_mut() {
         let d = (x % 32) as u8;
         *b = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-        x = x / 32 ^ i.rotate_left(17);
+        x = (x / 32) ^ i.rotate_left(17);
     }
     // Make ids distinct whatever the digit walk did: the last 8 characters are `i` in base 32.
     let mut n = i;

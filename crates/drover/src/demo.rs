@@ -34,21 +34,35 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot start demo member {name}"))?;
             members.push(m);
         }
-        let toml = config_text(listen, admin, &members);
+        let token = demo_token();
+        let toml = config_text(listen, admin, &token, &members);
         let config = drover_config::parse_str(&toml, Path::new("<demo>"))
             .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
         let proxy = Proxy::start(&config, Options { threads: Some(1) })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
         let _health = crate::start_health(&config, &proxy)?;
-        print_intro(proxy.addr(), admin, &members);
-        let intake = crate::admin::Intake::new(&config.reports);
-        crate::serve_until_signal(proxy, Some((admin, intake))).await
+        print_intro(proxy.addr(), admin, &token, &members);
+        let admin = config.admin.clone().map(|a| (a, config.reports.clone()));
+        crate::serve_until_signal(proxy, admin).await
     })
 }
 
-fn config_text(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) -> String {
+/// A write token for this demo run: random, printed with the intro.
+fn demo_token() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one(std::process::id());
+    let b = RandomState::new().hash_one(a);
+    format!("demo-{a:016x}{b:016x}")
+}
+
+fn config_text(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    token: &str,
+    members: &[TestMember],
+) -> String {
     let mut toml = format!(
-        "[admin]\nlisten = \"{admin}\"\n\n[[listener]]\nname = \"demo\"\nlisten = \"{listen}\"\nfarm = \"app\"\n\n\
+        "[admin]\nlisten = \"{admin}\"\nopen_reads = true\ntoken = \"{token}\"\n\n[[listener]]\nname = \"demo\"\nlisten = \"{listen}\"\nfarm = \"app\"\n\n\
          [farm.app]\npolicy = \"round-robin\"\n\n[farm.app.check]\npath = \"/\"\ninterval = \"1s\"\n\n"
     );
     for m in members {
@@ -61,7 +75,7 @@ fn config_text(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) ->
     toml
 }
 
-fn print_intro(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) {
+fn print_intro(listen: SocketAddr, admin: SocketAddr, token: &str, members: &[TestMember]) {
     println!(
         "drover demo: a listener on http://{listen}/ balancing round robin over three test members:"
     );
@@ -84,5 +98,9 @@ fn print_intro(listen: SocketAddr, admin: SocketAddr, members: &[TestMember]) {
     println!("  curl -s http://{admin}/api/v1/farms   # members, flags and counters");
     println!("  curl -s http://{admin}/api/v1/farms/app/pick   # which member next, and why");
     println!("  curl -s http://{admin}/ath/balance/?app         # just its name");
+    println!(
+        "  curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/api/v1/farms/app/members/{}/disable   # take a member out",
+        members.first().map_or("fast", |m| m.name())
+    );
     println!("Stop with Ctrl-C (in-flight requests finish first).");
 }

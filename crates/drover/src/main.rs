@@ -1,13 +1,12 @@
 //! drover: the one binary — `serve`, `check`, `demo`, `agent`.
 //!
 //! Where it sits: on top of everything. It parses the command line, loads and validates the config
-//! with `drover-config`, starts the data plane (`drover-proxy`) and the small read-only admin
-//! listener ([`admin`]), and turns SIGTERM/SIGINT into a graceful shutdown. `demo` starts three
+//! with `drover-config`, starts the data plane (`drover-proxy`) and the admin listener
+//! (`drover-admin`), and turns SIGTERM/SIGINT into a graceful shutdown. `demo` starts three
 //! `drover-testkit` members first, so a newcomer sees drover balance with one command.
 //!
 //! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
 
-mod admin;
 mod demo;
 
 use std::path::PathBuf;
@@ -128,9 +127,7 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     raise_fd_limit();
     let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
     let _health = start_health(&config, &proxy)?;
-    let admin = config
-        .admin
-        .map(|a| (a.listen, admin::Intake::new(&config.reports)));
+    let admin = config.admin.map(|a| (a, config.reports.clone()));
     run_until_signal(proxy, admin)
 }
 
@@ -156,10 +153,10 @@ pub(crate) fn start_health(
     drover_health::HealthService::start(farms).context("cannot start the health checks")
 }
 
-fn run_until_signal(
-    proxy: Proxy,
-    admin: Option<(std::net::SocketAddr, admin::Intake)>,
-) -> anyhow::Result<()> {
+/// The admin listener's settings and the report intake's, when the config has `[admin]`.
+pub(crate) type AdminConfig = Option<(drover_config::Admin, drover_config::Reports)>;
+
+fn run_until_signal(proxy: Proxy, admin: AdminConfig) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -168,22 +165,18 @@ fn run_until_signal(
 }
 
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
-pub(crate) async fn serve_until_signal(
-    proxy: Proxy,
-    admin: Option<(std::net::SocketAddr, admin::Intake)>,
-) -> anyhow::Result<()> {
+pub(crate) async fn serve_until_signal(proxy: Proxy, admin: AdminConfig) -> anyhow::Result<()> {
     {
         let proxy = std::sync::Arc::new(proxy);
-        if let Some((addr, intake)) = admin {
+        if let Some((admin, reports)) = admin {
+            let addr = admin.listen;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
-            tracing::info!(%addr, "admin listening");
-            tokio::spawn(admin::serve(
-                listener,
-                std::sync::Arc::clone(&proxy),
-                std::sync::Arc::new(intake),
-            ));
+            tracing::info!(%addr, open_reads = admin.open_reads, "admin listening");
+            let state =
+                drover_admin::AdminState::new(std::sync::Arc::clone(&proxy), &admin, &reports);
+            tokio::spawn(drover_admin::serve(listener, std::sync::Arc::new(state)));
         }
         wait_for_signal().await?;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");

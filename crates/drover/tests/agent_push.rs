@@ -43,6 +43,7 @@ threads = 1
 
 [admin]
 listen = "{admin}"
+open_reads = true
 
 [reports]
 secret = "{SECRET}"

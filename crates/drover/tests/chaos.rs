@@ -75,6 +75,7 @@ threads = 1
 
 [admin]
 listen = "{admin}"
+open_reads = true
 
 [[listener]]
 listen = "{listen}"

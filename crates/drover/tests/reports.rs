@@ -59,6 +59,7 @@ threads = 1
 
 [admin]
 listen = "{admin}"
+open_reads = true
 
 [reports]
 secret = "{SECRET}"
@@ -319,7 +320,7 @@ async fn bad_pushes_are_rejected_with_their_reason_and_change_nothing() {
 async fn pushes_are_refused_without_a_secret() {
     let (listen, admin, member_addr) = (free_addr(), free_addr(), free_addr());
     let config = format!(
-        "[admin]\nlisten = \"{admin}\"\n[[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
+        "[admin]\nlisten = \"{admin}\"\nopen_reads = true\n[[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
          [farm.app]\nmembers = [{{ name = \"m1\", address = \"{member_addr}\" }}]\n"
     );
     let mut drover = Drover::serve(&config);

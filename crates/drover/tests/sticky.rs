@@ -428,7 +428,7 @@ async fn learn_mode_learns_moves_and_expires_sessions() {
         .unwrap();
     let (listen, admin) = (free_addr(), free_addr());
     let config = format!(
-        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\n\
+        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\nopen_reads = true\n\
          [[listener]]\nlisten = \"{listen}\"\nfarm = \"php\"\n\
          [farm.php]\npolicy = \"round-robin\"\nmembers = [\
          {{ name = \"p1\", address = \"{}\" }}, {{ name = \"p2\", address = \"{}\" }}, \
@@ -504,7 +504,7 @@ async fn a_draining_member_keeps_its_sticky_clients_and_gets_no_new_ones() {
     let d2 = TestMember::start(MemberConfig::new("d2")).await.unwrap();
     let (listen, admin) = (free_addr(), free_addr());
     let config = format!(
-        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\n[reports]\nsecret = \"{SECRET}\"\n\
+        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\nopen_reads = true\n[reports]\nsecret = \"{SECRET}\"\n\
          [[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
          [farm.app]\npolicy = \"round-robin\"\nmembers = [\
          {{ name = \"d1\", address = \"{}\" }}, {{ name = \"d2\", address = \"{}\" }}]\n\

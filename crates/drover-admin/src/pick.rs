@@ -6,12 +6,11 @@
 //! moves, as mod_athena's did). Neither starts a request on the member: its in-flight count is
 //! untouched. Answers: 404 for an unknown farm, 503 when no member is ready.
 
-use bytes::Bytes;
 use drover_core::{PickContext, Rng, clock};
 use drover_proxy::state::Routing;
 use hyper::StatusCode;
 
-type Answer = (StatusCode, &'static str, Bytes);
+type Answer = axum::response::Response;
 
 fn rng() -> Rng {
     Rng::new(clock::now() ^ 0x9e37_79b9_7f4a_7c15)
@@ -21,15 +20,15 @@ fn rng() -> Rng {
 pub fn balance(routing: &Routing, query: &str) -> Answer {
     let name = query.strip_prefix("farm=").unwrap_or(query);
     let Some(f) = routing.farm(name) else {
-        return super::text(
+        return crate::text(
             StatusCode::NOT_FOUND,
             format!("unknown farm {name:?}; ask /ath/balance/?<farm>\n"),
         );
     };
     let mut ctx = PickContext::new(rng());
     match f.farm.pick(&mut ctx) {
-        Some((_, m)) => super::text(StatusCode::OK, format!("{}\n", m.name())),
-        None => super::text(
+        Some((_, m)) => crate::text(StatusCode::OK, format!("{}\n", m.name())),
+        None => crate::text(
             StatusCode::SERVICE_UNAVAILABLE,
             "no member is ready\n".to_owned(),
         ),
@@ -41,7 +40,7 @@ pub fn balance(routing: &Routing, query: &str) -> Answer {
 /// stage and why, notes), as JSON.
 pub fn pick(routing: &Routing, farm: &str) -> Answer {
     let Some(f) = routing.farm(farm) else {
-        return super::text(StatusCode::NOT_FOUND, format!("unknown farm {farm:?}\n"));
+        return crate::text(StatusCode::NOT_FOUND, format!("unknown farm {farm:?}\n"));
     };
     let mut ctx = PickContext::new(rng());
     let explanation = f.farm.explain(&mut ctx);
@@ -50,7 +49,10 @@ pub fn pick(routing: &Routing, farm: &str) -> Answer {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = serde_json::to_vec_pretty(&explanation).unwrap_or_default();
-    body.push(b'\n');
-    (status, "application/json", Bytes::from(body))
+    let body = crate::view::json(&explanation);
+    axum::response::IntoResponse::into_response((
+        status,
+        [(hyper::header::CONTENT_TYPE, "application/json")],
+        body,
+    ))
 }

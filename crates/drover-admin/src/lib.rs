@@ -1,0 +1,225 @@
+//! drover-admin: the control plane's admin listener, separate from the traffic listeners
+//! (default `127.0.0.1:9090`).
+//!
+//! Where it sits: the binary starts [`serve`] with the running [`drover_proxy::Proxy`] when the
+//! config has `[admin]`. Everything here reads and writes the proxy's live snapshot
+//! (`Proxy::routing`): member flags and weights are atomics in `drover-core`, so a write is seen by
+//! the next pick without a lock or a rebuild.
+//!
+//! Routes (axum):
+//! - open: `GET /healthz`;
+//! - signed with the `[reports]` secret (their own authentication, [`intake`]):
+//!   `POST /api/v1/reports`, `GET /ath/update`;
+//! - behind [`auth`] (reads may be opened by `open_reads`; writes always need credentials):
+//!   `GET /api/v1/farms`, `GET /api/v1/farms/{farm}` ([`view`]), "which member?"
+//!   (`GET /api/v1/farms/{farm}/pick`, `GET /ath/balance/?farm`, [`pick`]), and the operator's
+//!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
+//!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]). Anything else is a 404, after
+//!   the credentials check.
+//!
+//! Connections: HTTP/1.1 with hyper; a request head (and a push body) must arrive within 10 s.
+//! Request bodies are limited to 64 KiB (pushes: `drover_core::report::push::MAX_BODY`).
+//!
+//! Config keys read: `[admin]` (`listen`, `token`, `token_file`, `users_file`, `open_reads`) and
+//! `[reports]`. Metrics: the push counters (`reports` in `GET /api/v1/farms`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use bytes::Bytes;
+use drover_proxy::Proxy;
+use hyper::{StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod intake;
+pub mod members;
+pub mod metrics;
+pub mod pick;
+pub mod view;
+
+pub use auth::Auth;
+pub use intake::Intake;
+
+/// What every admin request shares.
+pub struct AdminState {
+    pub proxy: Arc<Proxy>,
+    pub intake: Intake,
+    pub auth: Auth,
+}
+
+impl AdminState {
+    pub fn new(
+        proxy: Arc<Proxy>,
+        admin: &drover_config::Admin,
+        reports: &drover_config::Reports,
+    ) -> Self {
+        AdminState {
+            proxy,
+            intake: Intake::new(reports),
+            auth: Auth::new(admin),
+        }
+    }
+}
+
+/// How long a request head, and a push body, may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body of the API's own writes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The admin API's routes over `state`.
+pub fn router(state: Arc<AdminState>) -> Router {
+    let guarded = Router::new()
+        .route("/metrics", get(metrics::handler))
+        .route("/api/v1/farms", get(farms))
+        .route("/api/v1/farms/{farm}", get(farm))
+        .route("/api/v1/farms/{farm}/pick", get(pick_route))
+        .route("/ath/balance", get(balance))
+        .route("/ath/balance/", get(balance))
+        .route(
+            "/api/v1/farms/{farm}/members/{member}/{action}",
+            post(members::action),
+        )
+        .route(
+            "/api/v1/farms/{farm}/members/{member}",
+            patch(members::patch),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/api/v1/reports", post(push))
+        .route("/ath/update", get(update))
+        .route("/ath/update/", get(update))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    let app = router(state);
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        // The peer, for log lines (the auth middleware and the intake read it).
+        let app = app.clone().layer(axum::Extension(peer));
+        tokio::spawn(async move {
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(BODY_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// A 4xx with `{"error": why}`.
+pub(crate) fn error(status: StatusCode, why: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        view::json(&serde_json::json!({ "error": why })),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+async fn farms(State(state): State<Arc<AdminState>>) -> Response {
+    let body = view::farms_json(&state.proxy.routing(), &state.intake);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+async fn farm(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    let routing = state.proxy.routing();
+    match routing.farm(&name) {
+        Some(f) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            view::json(&view::farm_view(f)),
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("unknown farm {name:?}")),
+    }
+}
+
+async fn pick_route(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    pick::pick(&state.proxy.routing(), &name)
+}
+
+async fn balance(State(state): State<Arc<AdminState>>, RawQuery(q): RawQuery) -> Response {
+    pick::balance(&state.proxy.routing(), q.as_deref().unwrap_or(""))
+}
+
+fn peer_of(req: &Request) -> SocketAddr {
+    req.extensions()
+        .get::<SocketAddr>()
+        .copied()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn update(State(state): State<Arc<AdminState>>, req: Request) -> Response {
+    let peer = peer_of(&req);
+    let query = req.uri().query().unwrap_or("");
+    let a = state
+        .intake
+        .get(&state.proxy.routing(), req.headers(), query, peer);
+    text(a.status, a.body)
+}
+
+async fn push(State(state): State<Arc<AdminState>>, req: Request) -> Response {
+    use http_body_util::BodyExt;
+    let peer = peer_of(&req);
+    if let Some(a) = state.intake.gate(req.headers(), peer) {
+        return text(a.status, a.body);
+    }
+    let (parts, body) = req.into_parts();
+    // One byte over the limit is enough to answer 413 without reading the rest; a body that
+    // trickles is cut off after BODY_TIMEOUT.
+    let limited = http_body_util::Limited::new(body, drover_core::report::push::MAX_BODY + 1);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Ok(Ok(b)) => {
+            let a = state
+                .intake
+                .post(&state.proxy.routing(), &parts.headers, &b.to_bytes(), peer);
+            text(a.status, a.body)
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let a = state.intake.too_large(peer);
+            text(a.status, a.body)
+        }
+        Ok(Err(_)) => text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n"),
+        Err(_) => text(
+            StatusCode::REQUEST_TIMEOUT,
+            "push body: not received within 10s\n",
+        ),
+    }
+}
