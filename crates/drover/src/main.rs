@@ -1,12 +1,14 @@
-//! drover: the one binary — `serve`, `check`, `demo`, `agent`.
+//! drover: the one binary — `serve`, `check`, `demo`, `agent`, `ctl`.
 //!
 //! Where it sits: on top of everything. It parses the command line, loads and validates the config
 //! with `drover-config`, starts the data plane (`drover-proxy`) and the admin listener
 //! (`drover-admin`), and turns SIGTERM/SIGINT into a graceful shutdown. `demo` starts three
-//! `drover-testkit` members first, so a newcomer sees drover balance with one command.
+//! `drover-testkit` members first, so a newcomer sees drover balance with one command. `ctl` is a
+//! client of a running drover's admin API (see [`ctl`]).
 //!
 //! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
 
+mod ctl;
 mod demo;
 
 use std::path::PathBuf;
@@ -62,6 +64,9 @@ enum Command {
     /// Run on a member: measure its load, push signed reports to drover nodes, serve an
     /// agent-check port (see docs/agent.md).
     Agent(drover_agent::Args),
+    /// Call a running drover's admin API: list, show, enable, disable, drain, undrain, weight,
+    /// pick (see docs/admin.md).
+    Ctl(ctl::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => return check(&config),
+        Command::Ctl(args) => return ctl::run(args),
         Command::Serve { config, threads } => serve(&config, threads),
         Command::Demo { listen, admin } => demo::run(listen, admin),
         Command::Agent(args) => drover_agent::run(args).map_err(anyhow::Error::from),
