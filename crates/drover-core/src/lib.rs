@@ -24,6 +24,7 @@ pub mod clock;
 pub mod farm;
 pub mod hash;
 pub mod health;
+pub mod latency;
 pub mod member;
 pub mod outlier;
 pub mod policy;
@@ -35,6 +36,7 @@ pub mod sticky;
 
 pub use farm::{Farm, HealthRules, PassiveRules};
 pub use health::{Health, Transition};
+pub use latency::{LatencyHistogram, LatencySnapshot};
 pub use member::{Flag, Member, MemberSpec, MemberState, MemberStats};
 pub use policy::{HashKey, PickContext, Policy, PolicyKind};
 pub use report::{AgentState, LoadReport, Metrics, Reject, RejectKind, Source};

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::health::{Health, Transition};
+use crate::latency::{LatencyHistogram, LatencySnapshot};
 use crate::reported::Reported;
 
 /// What a member is, as configured: the part that does not change while it runs.
@@ -212,6 +213,9 @@ pub struct MemberStats {
     /// When the last successful response head arrived, on the [`crate::clock`] scale; 0 = never.
     /// `adaptive`'s stall detector reads it (a failure or a timeout is not a sign of progress).
     last_ok: AtomicU64,
+    /// Time to the response head, in fixed buckets (the `drover_member_latency_seconds`
+    /// histogram); written with the EWMA, read only by the admin API.
+    latency: LatencyHistogram,
 }
 
 /// Weight of the newest sample in the latency EWMA.
@@ -251,6 +255,11 @@ impl MemberStats {
     /// Latency EWMA in nanoseconds (0 before the first response).
     pub fn latency_ewma_ns(&self) -> f64 {
         f64::from_bits(self.latency_ewma.load(Relaxed))
+    }
+
+    /// The latency histogram's buckets and sum, for a scrape.
+    pub fn latency_histogram(&self) -> LatencySnapshot {
+        self.latency.snapshot()
     }
 
     /// When the last successful response with a latency arrived (0: never), on the
@@ -328,7 +337,8 @@ impl MemberStats {
         self.requests.fetch_add(1, Relaxed);
     }
 
-    /// The request ended (response fully sent, or failed). `latency_ns` is time to the response head.
+    /// The request ended (response fully sent, or failed). `latency_ns` is time to the response head;
+    /// with one, the sample goes into the latency EWMA, the Peak-EWMA and the histogram.
     /// With a latency, reads [`clock::now`](crate::clock::now) for the Peak-EWMA update; see
     /// [`finish_at`](Self::finish_at) to pass the time.
     #[inline]
@@ -357,6 +367,7 @@ impl MemberStats {
                 old + EWMA_ALPHA * (ns as f64 - old)
             };
             self.latency_ewma.store(new.to_bits(), Relaxed);
+            self.latency.record(ns);
             self.observe_rtt(ns, now);
             if ok {
                 self.last_ok.store(now.max(1), Relaxed);
@@ -556,6 +567,11 @@ mod tests {
         s.finish(false, Some(3_000));
         assert_eq!((s.in_flight(), s.requests(), s.failures()), (0, 2, 1));
         assert!((s.latency_ewma_ns() - 1_200.0).abs() < 1e-6);
+        let h = s.latency_histogram();
+        assert_eq!((h.count(), h.sum_ns, h.buckets[0]), (2, 4_000, 2));
+        s.start();
+        s.finish(false, None);
+        assert_eq!(s.latency_histogram().count(), 2, "no latency, no sample");
         assert!(s.try_open_connection(1));
         assert!(!s.try_open_connection(1));
         s.close_connection();

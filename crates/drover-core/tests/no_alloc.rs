@@ -163,7 +163,8 @@ fn picking_never_allocates() {
                     if n % 2 == 0 {
                         member.stats.start();
                     }
-                    // And feed latencies back, so `peak-ewma` compares real estimates.
+                    // And feed latencies back, so `peak-ewma` compares real estimates (and the
+                    // latency histogram is recorded under the count too).
                     if n % 4 == 1 {
                         member.stats.start();
                         member.stats.finish(true, Some(1_000 * (i as u64 + 1)));
@@ -179,5 +180,15 @@ fn picking_never_allocates() {
             kind.name()
         );
         assert!(picked >= PICKS, "{}: picks happened", kind.name());
+        let sampled: u64 = farm
+            .members
+            .iter()
+            .map(|m| m.stats.latency_histogram().count())
+            .sum();
+        assert!(
+            sampled > 0,
+            "{}: the latency histogram was fed",
+            kind.name()
+        );
     }
 }
