@@ -10,7 +10,8 @@
 //! member of that name (a host in several farms reports once), through `Farm::apply_report`.
 //!
 //! Counters: accepted reports and rejected calls by reason, shown in `GET /api/v1/farms` under
-//! `reports`. Each reject is also logged at warn, one line with the peer address and the reason.
+//! `reports` and in `/metrics` as `drover_reports_accepted_total` and
+//! `drover_reports_rejected_total{reason}`. Each reject is also logged at warn, one line with the peer address and the reason.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -68,14 +69,19 @@ impl Intake {
 
     /// Rejected calls by reason label, for the API.
     pub fn rejected(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.rejected_by_reason()
+            .map(|(l, n)| (l.to_owned(), n.into()))
+            .collect()
+    }
+
+    /// Rejected calls by reason label (`malformed`, ..., `unknown_member`, `disabled`), every
+    /// reason listed, for `/metrics`.
+    pub fn rejected_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         let labels = REJECT_KINDS
             .iter()
             .map(|k| k.as_str())
             .chain(["unknown_member", "disabled"]);
-        labels
-            .zip(&self.rejected)
-            .map(|(l, n)| (l.to_owned(), n.load(Relaxed).into()))
-            .collect()
+        labels.zip(self.rejected.iter().map(|n| n.load(Relaxed)))
     }
 
     /// `POST /api/v1/reports` with `body` (already read, at most `push::MAX_BODY` + 1 bytes).

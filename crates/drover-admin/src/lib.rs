@@ -11,7 +11,8 @@
 //! - signed with the `[reports]` secret (their own authentication, [`intake`]):
 //!   `POST /api/v1/reports`, `GET /ath/update`;
 //! - behind [`auth`] (reads may be opened by `open_reads`; writes always need credentials):
-//!   `GET /api/v1/farms`, `GET /api/v1/farms/{farm}` ([`view`]), "which member?"
+//!   `GET /metrics` (OpenMetrics text, [`metrics`]), `GET /api/v1/farms`,
+//!   `GET /api/v1/farms/{farm}` ([`view`]), "which member?"
 //!   (`GET /api/v1/farms/{farm}/pick`, `GET /ath/balance/?farm`, [`pick`]), and the operator's
 //!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
 //!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]). Anything else is a 404, after
@@ -21,7 +22,8 @@
 //! Request bodies are limited to 64 KiB (pushes: `drover_core::report::push::MAX_BODY`).
 //!
 //! Config keys read: `[admin]` (`listen`, `token`, `token_file`, `users_file`, `open_reads`) and
-//! `[reports]`. Metrics: the push counters (`reports` in `GET /api/v1/farms`).
+//! `[reports]`. Metrics: the push counters (`reports` in `GET /api/v1/farms`,
+//! `drover_reports_*` in `/metrics`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
