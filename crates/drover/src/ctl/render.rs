@@ -388,7 +388,8 @@ pub fn pick(p: &Pick) -> String {
         out.push_str(&panic_note(&p.farm));
     }
     if let Some(score) = &p.score {
-        let _ = writeln!(out, "score: {score} (lower wins)");
+        // The policy's own words; they say which way wins.
+        let _ = writeln!(out, "score: {score}");
     }
     if !p.candidates.is_empty() {
         out.push('\n');
