@@ -22,14 +22,20 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sticky/route (cookie)", |b| {
         b.iter(|| {
             let v = cookie_value(black_box(route_header.as_bytes()), b"JSESSIONID");
-            black_box(v.and_then(|v| route_of(v, b'.')).and_then(|r| routes.get(r)))
+            black_box(
+                v.and_then(|v| route_of(v, b'.'))
+                    .and_then(|r| routes.get(r)),
+            )
         })
     });
     let target = "/shop/cart;jsessionid=0123456789ABCDEF0123456789ABCDEF.node2?item=42";
     c.bench_function("sticky/route (path parameter)", |b| {
         b.iter(|| {
             let v = path_param(black_box(target.as_bytes()), b"jsessionid");
-            black_box(v.and_then(|v| route_of(v, b'.')).and_then(|r| routes.get(r)))
+            black_box(
+                v.and_then(|v| route_of(v, b'.'))
+                    .and_then(|r| routes.get(r)),
+            )
         })
     });
 
@@ -48,7 +54,11 @@ fn bench(c: &mut Criterion) {
 
     let table = SessionTable::new(100_000, Duration::from_secs(1800));
     for i in 0..100_000u64 {
-        table.learn(session_key(format!("{i:026}").as_bytes()), (i % 3) as usize, 1);
+        table.learn(
+            session_key(format!("{i:026}").as_bytes()),
+            (i % 3) as usize,
+            1,
+        );
     }
     let learn_header = format!("{COOKIES}PHPSESSID={:026}", 4_242);
     c.bench_function("sticky/learn (100k sessions)", |b| {
