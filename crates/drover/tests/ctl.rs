@@ -10,46 +10,16 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::{Drover, free_addr, temp_path};
+use common::{free_addr, temp_path};
 use drover_testkit::client;
-use drover_testkit::{MemberConfig, TestMember};
 use serde_json::Value;
 
 const TOKEN: &str = "ctl-test-token-0123456789abcdef";
 
-struct Setup {
-    _drover: Drover,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    members: Vec<TestMember>,
-}
+type Setup = common::AppSetup;
 
 async fn setup(admin_keys: &str) -> Setup {
-    let mut members = Vec::new();
-    let mut list = String::new();
-    for name in ["a1", "a2", "a3"] {
-        let m = TestMember::start(MemberConfig::new(name)).await.unwrap();
-        list.push_str(&format!(
-            "{{ name = \"{name}\", address = \"{}\" }}, ",
-            m.addr()
-        ));
-        members.push(m);
-    }
-    let (listen, admin) = (free_addr(), free_addr());
-    let config = format!(
-        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\n{admin_keys}\n\
-         [[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
-         [farm.app]\npolicy = \"round-robin\"\nmembers = [{list}]\n"
-    );
-    let mut drover = Drover::serve(&config);
-    drover.wait_listening(admin).await;
-    drover.wait_listening(listen).await;
-    Setup {
-        _drover: drover,
-        listen,
-        admin,
-        members,
-    }
+    common::serve_app(&["a1", "a2", "a3"], admin_keys).await
 }
 
 async fn setup_with_token() -> Setup {

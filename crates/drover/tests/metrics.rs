@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use common::{Drover, call, free_addr};
+use common::call;
 use drover_testkit::client::{self, DEADLINE, Reply};
-use drover_testkit::{MemberConfig, TestMember};
 use http::Method;
 use prometheus_parse::{Sample, Scrape, Value};
 
@@ -24,39 +23,10 @@ const MEMBERS: [&str; 2] = ["a1", "a2"];
 /// Requests sent through drover; round-robin gives each member half.
 const SENT: u64 = 10;
 
-struct Setup {
-    drover: Drover,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    members: Vec<TestMember>,
-}
+type Setup = common::AppSetup;
 
 async fn setup(admin_keys: &str) -> Setup {
-    let mut members = Vec::new();
-    let mut list = String::new();
-    for name in MEMBERS {
-        let m = TestMember::start(MemberConfig::new(name)).await.unwrap();
-        list.push_str(&format!(
-            "{{ name = \"{name}\", address = \"{}\" }}, ",
-            m.addr()
-        ));
-        members.push(m);
-    }
-    let (listen, admin) = (free_addr(), free_addr());
-    let config = format!(
-        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n{admin_keys}\n\
-         [[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
-         [farm.app]\npolicy = \"round-robin\"\nmembers = [{list}]\n"
-    );
-    let mut drover = Drover::serve(&config);
-    drover.wait_listening(admin).await;
-    drover.wait_listening(listen).await;
-    Setup {
-        drover,
-        listen,
-        admin,
-        members,
-    }
+    common::serve_app(&MEMBERS, &format!("token = \"{TOKEN}\"\n{admin_keys}")).await
 }
 
 fn bearer() -> Vec<(&'static str, String)> {

@@ -364,3 +364,42 @@ pub async fn push_report(
     )
     .await
 }
+
+/// A drover (one worker) with an admin listener, in front of farm `app`: round robin over test
+/// members named `names`, started here. `admin_keys` go into `[admin]` (token, open_reads, ...).
+pub struct AppSetup {
+    pub drover: Drover,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub members: Vec<drover_testkit::TestMember>,
+}
+
+pub async fn serve_app(names: &[&str], admin_keys: &str) -> AppSetup {
+    let mut members = Vec::new();
+    let mut list = String::new();
+    for name in names {
+        let m = drover_testkit::TestMember::start(drover_testkit::MemberConfig::new(*name))
+            .await
+            .expect("test member");
+        list.push_str(&format!(
+            "{{ name = \"{name}\", address = \"{}\" }}, ",
+            m.addr()
+        ));
+        members.push(m);
+    }
+    let (listen, admin) = (free_addr(), free_addr());
+    let config = format!(
+        "[server]\nthreads = 1\n[admin]\nlisten = \"{admin}\"\n{admin_keys}\n\
+         [[listener]]\nlisten = \"{listen}\"\nfarm = \"app\"\n\
+         [farm.app]\npolicy = \"round-robin\"\nmembers = [{list}]\n"
+    );
+    let mut drover = Drover::serve(&config);
+    drover.wait_listening(admin).await;
+    drover.wait_listening(listen).await;
+    AppSetup {
+        drover,
+        listen,
+        admin,
+        members,
+    }
+}
