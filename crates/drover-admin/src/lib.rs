@@ -127,6 +127,20 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     }
 }
 
+/// An intake answer: the accepted line is JSON, every refusal a line of text.
+fn intake_reply(a: intake::Answer) -> Response {
+    if a.status == StatusCode::OK {
+        (
+            a.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            a.body,
+        )
+            .into_response()
+    } else {
+        text(a.status, a.body)
+    }
+}
+
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
     (
         status,
@@ -194,14 +208,14 @@ async fn update(State(state): State<Arc<AdminState>>, req: Request) -> Response 
     let a = state
         .intake
         .get(&state.proxy.routing(), req.headers(), query, peer);
-    text(a.status, a.body)
+    intake_reply(a)
 }
 
 async fn push(State(state): State<Arc<AdminState>>, req: Request) -> Response {
     use http_body_util::BodyExt;
     let peer = peer_of(&req);
     if let Some(a) = state.intake.gate(req.headers(), peer) {
-        return text(a.status, a.body);
+        return intake_reply(a);
     }
     let (parts, body) = req.into_parts();
     // One byte over the limit is enough to answer 413 without reading the rest; a body that
@@ -212,11 +226,11 @@ async fn push(State(state): State<Arc<AdminState>>, req: Request) -> Response {
             let a = state
                 .intake
                 .post(&state.proxy.routing(), &parts.headers, &b.to_bytes(), peer);
-            text(a.status, a.body)
+            intake_reply(a)
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             let a = state.intake.too_large(peer);
-            text(a.status, a.body)
+            intake_reply(a)
         }
         Ok(Err(_)) => text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n"),
         Err(_) => text(

@@ -40,7 +40,7 @@ pub fn balance(routing: &Routing, query: &str) -> Answer {
 /// stage and why, notes), as JSON.
 pub fn pick(routing: &Routing, farm: &str) -> Answer {
     let Some(f) = routing.farm(farm) else {
-        return crate::text(StatusCode::NOT_FOUND, format!("unknown farm {farm:?}\n"));
+        return crate::error(StatusCode::NOT_FOUND, format!("unknown farm {farm:?}"));
     };
     let mut ctx = PickContext::new(rng());
     let explanation = f.farm.explain(&mut ctx);
