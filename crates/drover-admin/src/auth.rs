@@ -94,10 +94,11 @@ impl Auth {
         // bcrypt is slow on purpose: off the runtime's thread.
         let ok = tokio::task::spawn_blocking(move || {
             let user = users.iter().find(|u| u.name == name);
-            // Verify against some hash even for an unknown user, so timing does not tell.
-            let hash = match user {
-                Some(u) => u.hash.as_str(),
-                None => dummy_hash(),
+            // Verify an unknown user against a real user's hash (same cost) and discard the
+            // result, so timing does not tell which names exist.
+            let hash = match (user, users.first()) {
+                (Some(u), _) | (None, Some(u)) => u.hash.as_str(),
+                (None, None) => dummy_hash(),
             };
             let ok = bcrypt::verify(&password, hash).unwrap_or(false);
             (ok && user.is_some()).then_some(name)
@@ -108,7 +109,8 @@ impl Auth {
     }
 }
 
-/// A bcrypt hash checked for unknown users (cost 5, `htpasswd -B`'s default).
+/// A bcrypt hash checked for an unknown user when the file has none (basic auth with only a
+/// token configured).
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| bcrypt::hash("no such user", 5).unwrap_or_default())

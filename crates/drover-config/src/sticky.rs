@@ -138,12 +138,20 @@ pub(crate) fn sticky(
     let separator = match t.get("separator") {
         None => b'.',
         Some(v) => match ctx.expect_str(&t.child("separator"), v, "one character such as \".\"") {
-            Some(s) if s.len() == 1 && s.as_bytes()[0].is_ascii_punctuation() => s.as_bytes()[0],
+            Some(s)
+                if s.len() == 1
+                    && s.as_bytes()[0].is_ascii_punctuation()
+                    && !b"-_;,\"=\\".contains(&s.as_bytes()[0]) =>
+            {
+                s.as_bytes()[0]
+            }
             Some(_) => {
                 ctx.bad(
                     &t.child("separator"),
                     v,
-                    "must be one ASCII punctuation character, such as \".\" or \"!\"",
+                    "must be one ASCII punctuation character that can end a cookie value before a \
+                     route, such as \".\" or \"!\"; not '-' or '_' (route ids hold them), nor ';', \
+                     ',', '\"', '=' or '\\' (cookie syntax)",
                 );
                 b'.'
             }

@@ -136,6 +136,11 @@ fn errors_name_line_key_and_fix() {
             "one ASCII punctuation character",
         ),
         (
+            "mode = \"route\"\ncookie = \"A\"\nseparator = \"-\"",
+            "farm.app.sticky.separator",
+            "not '-' or '_' (route ids hold them)",
+        ),
+        (
             "mode = \"route\"\ncookie = \"A\"\nset_cookie = \"always\"",
             "farm.app.sticky.set_cookie",
             "\"never\", \"moved\" or \"new\"",

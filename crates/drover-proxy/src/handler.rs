@@ -261,6 +261,7 @@ async fn proxy(
     // Step 3: stickiness first.
     let (session, verdict) = match &farm.sticky {
         Some(s) => {
+            s.strip(&mut parts.headers);
             let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
             s.resolve(&farm.farm, target.as_bytes(), &parts.headers, now)
         }
@@ -310,15 +311,14 @@ async fn proxy(
     loop {
         let next = match first.take() {
             Some(i) => Some((i, &farm.farm.members[i])),
+            // `nofailover`: no other member, and no pick to move a policy's state for nothing.
+            None if pinned => None,
             None => farm.farm.pick(&mut pick),
         };
         let Some((index, member)) = next else {
             break;
         };
         if tries > 0 {
-            if pinned {
-                break;
-            }
             // A retry: within the farm's count and its budget (asked only once a member is
             // there to retry on, so a farm with nobody left spends nothing).
             if tries > farm.retries {

@@ -223,6 +223,14 @@ impl StickyState {
         (s, verdict)
     }
 
+    /// Removes a client's own moved header, so none reaches any member (the outage path's sorry
+    /// member included); [`mark_moved`](Self::mark_moved) sets drover's own per attempt.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if let Some(name) = &self.moved_header {
+            headers.remove(name);
+        }
+    }
+
     /// Tells member `index` that the client was moved to it from the session's holder, when it
     /// was: on every attempt, so a retry on a third member says so too. A client's own header of
     /// that name never reaches the member.
@@ -248,10 +256,11 @@ impl StickyState {
         index: usize,
         now: u64,
     ) -> Outcome {
-        if session.via_redirect == Some(index) {
-            return Outcome::Nothing;
-        }
+        // A redirect member serves the client only while its holder cannot: no new cookie sends
+        // the client there for good (learn mode still learns what that member sets itself).
+        let redirected = session.via_redirect == Some(index);
         match self.mode {
+            StickyMode::Insert | StickyMode::Route if redirected => Outcome::Nothing,
             StickyMode::Insert => {
                 if session.holder == Some(index) && session.current {
                     return Outcome::Nothing;
@@ -284,7 +293,8 @@ impl StickyState {
                 v.extend_from_slice(prefix);
                 v.push(self.separator);
                 v.extend_from_slice(route);
-                v.extend_from_slice(b"; Path=/");
+                // A session cookie: never readable by scripts, whatever the application set.
+                v.extend_from_slice(b"; Path=/; HttpOnly");
                 match HeaderValue::from_bytes(&v) {
                     Ok(v) => {
                         headers.append(header::SET_COOKIE, v);
@@ -324,6 +334,7 @@ impl StickyState {
             }
         }
         if !set
+            && session.via_redirect != Some(index)
             && let (Some(k), Some(holder)) = (session.key, session.holder)
             && holder != index
         {
@@ -445,7 +456,10 @@ mod tests {
         assert_eq!(req["x-drover-sticky-moved"], "m1");
         let mut answer = HeaderMap::new();
         assert_eq!(s.answer(&mut answer, &session, 2, 0), Outcome::CookieSet);
-        assert_eq!(set_cookies(&answer), ["JSESSIONID=abc.n3; Path=/"]);
+        assert_eq!(
+            set_cookies(&answer),
+            ["JSESSIONID=abc.n3; Path=/; HttpOnly"]
+        );
         // ... unless the member set the cookie itself.
         let mut answer = HeaderMap::new();
         answer.insert(
@@ -515,6 +529,16 @@ mod tests {
             s.answer(&mut HeaderMap::new(), &moved, 2, 3),
             Outcome::Nothing
         );
+        // ... but a session the redirect member creates itself is learned there.
+        let mut answer = HeaderMap::new();
+        answer.insert(
+            header::SET_COOKIE,
+            "PHPSESSID=fresh; Path=/".parse().unwrap(),
+        );
+        assert_eq!(s.answer(&mut answer, &moved, 2, 3), Outcome::Learned);
+        let (_, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=fresh"), 3);
+        assert_eq!(v, Verdict::Stick(2));
+        table.forget(session_key(b"fresh"));
         farm.members[2].state.set(Flag::On, false);
         let (moved, v) = s.resolve(&farm, b"/", &cookies("PHPSESSID=real"), 3);
         assert_eq!(v, Verdict::Pick);
