@@ -198,11 +198,10 @@ enum Attempt {
 }
 
 /// What the answer's headers need from the request: the Host the client asked for (`Location`
-/// rewriting) and its session (re-sticking).
+/// rewriting).
 #[derive(Clone, Copy)]
 struct Back<'a> {
     client_host: Option<&'a http::HeaderValue>,
-    session: Option<&'a Session>,
 }
 
 struct Deadlines {
@@ -303,7 +302,7 @@ async fn proxy(
     let mut pick = PickContext::new(rng()).with_key(key).with_now(now);
     let mut last_failure: Option<Failure> = None;
     // A 5xx answer discarded for a retry: what the client gets if no other member does better.
-    let mut held: Option<Response<ProxyBody>> = None;
+    let mut held: Option<(Response<ProxyBody>, usize)> = None;
     // Every attempt so far failed to reach its member (never sent): if that is how the request
     // ends, the farm cannot serve, and its outage action answers.
     let mut unreachable = true;
@@ -379,25 +378,15 @@ async fn proxy(
             &deadlines,
             Back {
                 client_host: client_host.as_ref(),
-                session: farm.sticky.is_some().then_some(&session),
             },
         )
         .await;
         match outcome {
-            Attempt::Done(res) => {
+            Attempt::Done(mut res) => {
                 let status = res.status().as_u16();
-                let last = !(res.status().is_server_error()
-                    && farm.retry_on.status(status)
-                    && can_resend(&kept));
-                if last {
-                    match session.placed(index) {
-                        Some(true) => farm.counters.sticky_hits.fetch_add(1, Relaxed),
-                        Some(false) => farm.counters.sticky_moved.fetch_add(1, Relaxed),
-                        None => 0,
-                    };
-                }
                 if !res.status().is_server_error() {
                     farm.farm.report(index, None, 0);
+                    restick(farm, &session, &mut res, index);
                     return res;
                 }
                 unreachable = false;
@@ -405,6 +394,7 @@ async fn proxy(
                     report(farm, index, res.status().as_str());
                 }
                 if !(farm.retry_on.status(status) && can_resend(&kept)) {
+                    restick(farm, &session, &mut res, index);
                     return res;
                 }
                 tracing::debug!(
@@ -412,7 +402,7 @@ async fn proxy(
                     status,
                     "server error; trying another member"
                 );
-                held = Some(res);
+                held = Some((res, index));
             }
             Attempt::NotSent(f, req) => {
                 tracing::debug!(member = member.name(), failure = ?f, "not sent; trying another member");
@@ -447,7 +437,7 @@ async fn proxy(
                     // The client's body broke off or stalled: nothing to hold against the member,
                     // and nothing whole to send to another.
                     tracing::debug!(member = member.name(), failure = ?f, "request body did not arrive whole");
-                    return held.unwrap_or_else(|| f.response());
+                    return answer_held(farm, &session, held, || f.response());
                 }
                 if counted {
                     report(farm, index, what);
@@ -457,14 +447,14 @@ async fn proxy(
                     tracing::warn!(member = member.name(), failure = ?f, retry, held_back = held, "member failed the request");
                 }
                 if !retry {
-                    return held.unwrap_or_else(|| f.response());
+                    return answer_held(farm, &session, held, || f.response());
                 }
                 last_failure = Some(f);
             }
         }
     }
-    if let Some(res) = held {
-        return res;
+    if held.is_some() {
+        return answer_held(farm, &session, held, || Failure::Upstream.response());
     }
     if pinned && unreachable {
         return sticky_refused(farm, &session);
@@ -483,6 +473,45 @@ async fn proxy(
         .await;
     }
     last_failure.unwrap_or(Failure::Upstream).response()
+}
+
+/// Step 8 for the answer the client gets from member `index` (never for one discarded for a
+/// retry): the sticky counters, and the client re-stuck where needed.
+#[inline]
+fn restick(farm: &FarmState, session: &Session, res: &mut Response<ProxyBody>, index: usize) {
+    let Some(s) = &farm.sticky else {
+        return;
+    };
+    match session.placed(index) {
+        Some(true) => farm.counters.sticky_hits.fetch_add(1, Relaxed),
+        Some(false) => farm.counters.sticky_moved.fetch_add(1, Relaxed),
+        None => 0,
+    };
+    match s.answer(res.headers_mut(), session, index, clock::now()) {
+        Outcome::Nothing => {}
+        Outcome::CookieSet => {
+            farm.counters.sticky_cookies_set.fetch_add(1, Relaxed);
+        }
+        Outcome::Learned => {
+            farm.counters.sticky_learned.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The 5xx kept back for a retry that did not do better, re-stuck as any answer; or `otherwise`.
+fn answer_held(
+    farm: &FarmState,
+    session: &Session,
+    held: Option<(Response<ProxyBody>, usize)>,
+    otherwise: impl FnOnce() -> Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    match held {
+        Some((mut res, index)) => {
+            restick(farm, session, &mut res, index);
+            res
+        }
+        None => otherwise(),
+    }
 }
 
 /// `nofailover`: the member holding the client's session cannot serve it, and the client may not
@@ -635,17 +664,6 @@ async fn attempt(
     if farm.rewrite_location && scan.has_location() {
         forward::rewrite_location(&mut parts.headers, &up.origin, back.client_host);
     }
-    if let (Some(s), Some(session), Some(index)) = (&farm.sticky, back.session, up.index) {
-        match s.answer(&mut parts.headers, session, index, clock::now()) {
-            Outcome::Nothing => {}
-            Outcome::CookieSet => {
-                farm.counters.sticky_cookies_set.fetch_add(1, Relaxed);
-            }
-            Outcome::Learned => {
-                farm.counters.sticky_learned.fetch_add(1, Relaxed);
-            }
-        }
-    }
     let body = UpstreamBody::new(body, exchange, deadlines.idle, deadlines.total);
     Attempt::Done(Response::from_parts(parts, ProxyBody::Upstream(body)))
 }
@@ -689,10 +707,7 @@ async fn outage(
                 (None, Some((t, body))) => t.request(body),
                 (None, None) => return Failure::Connect.response(),
             };
-            let back = Back {
-                client_host,
-                session: None,
-            };
+            let back = Back { client_host };
             match attempt(ctx, farm, up, req, &mut None, deadlines, back).await {
                 Attempt::Done(res) => res,
                 Attempt::NotSent(f, _) | Attempt::Sent(f) => f.response(),
