@@ -487,7 +487,7 @@ fn restick(farm: &FarmState, session: &Session, res: &mut Response<ProxyBody>, i
         Some(false) => farm.counters.sticky_moved.fetch_add(1, Relaxed),
         None => 0,
     };
-    match s.answer(res.headers_mut(), session, index, clock::now()) {
+    match s.answer(res.headers_mut(), session, index, session.at) {
         Outcome::Nothing => {}
         Outcome::CookieSet => {
             farm.counters.sticky_cookies_set.fetch_add(1, Relaxed);

@@ -54,6 +54,9 @@ pub struct StickyState {
 pub struct Session {
     /// The member the client's session names (and that exists).
     pub holder: Option<usize>,
+    /// When the request was resolved, on the `drover_core::clock` scale: the answer's learn-mode
+    /// writes use it, so a request reads the clock once.
+    pub at: u64,
     /// Insert mode: the client's cookie is signed with the current key.
     current: bool,
     /// Learn mode: the session id's key, when the request carried one.
@@ -165,7 +168,10 @@ impl StickyState {
         headers: &HeaderMap,
         now: u64,
     ) -> (Session, Verdict) {
-        let mut s = Session::default();
+        let mut s = Session {
+            at: now,
+            ..Session::default()
+        };
         let value = self.value(target, headers);
         match self.mode {
             StickyMode::Route => {
