@@ -122,10 +122,12 @@ pub async fn require(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if state.auth.open(req.method()) {
+    // The credentials in force: a reload may have changed them.
+    let auth = state.auth.load_full();
+    if auth.open(req.method()) {
         return next.run(req).await;
     }
-    match state.auth.check(req.headers()).await {
+    match auth.check(req.headers()).await {
         Ok(who) => {
             req.extensions_mut().insert(Caller(who));
             next.run(req).await
@@ -135,7 +137,7 @@ pub async fn require(
                 .extensions()
                 .get::<SocketAddr>()
                 .map_or_else(|| "?".to_owned(), ToString::to_string);
-            if let Some(held) = state.auth.warn.allow() {
+            if let Some(held) = auth.warn.allow() {
                 tracing::warn!(%peer, method = %req.method(), path = req.uri().path(), why, held_back = held, "admin: 401");
             }
             let mut res = (

@@ -15,8 +15,9 @@
 //!   `GET /api/v1/farms/{farm}` ([`view`]), "which member?"
 //!   (`GET /api/v1/farms/{farm}/pick`, `GET /ath/balance/?farm`, [`pick`]), and the operator's
 //!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
-//!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]). Anything else is a 404, after
-//!   the credentials check.
+//!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]), members added and removed at
+//!   run time (`POST /api/v1/farms/{farm}/members`, `DELETE .../members/{member}`) and
+//!   `POST /api/v1/reload` ([`control`]). Anything else is a 404, after the credentials check.
 //!
 //! Connections: HTTP/1.1 with hyper; a request head (and a push body) must arrive within 10 s.
 //! Request bodies are limited to 64 KiB (pushes: `drover_core::report::push::MAX_BODY`).
@@ -32,7 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use bytes::Bytes;
 use drover_proxy::Proxy;
 use hyper::{StatusCode, header};
@@ -40,20 +41,25 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod control;
 pub mod intake;
 pub mod members;
 pub mod metrics;
 pub mod pick;
 pub mod view;
 
+use arc_swap::ArcSwap;
 pub use auth::Auth;
+pub use control::{Control, ControlError, NewMember, Reloaded};
 pub use intake::Intake;
 
 /// What every admin request shares.
 pub struct AdminState {
     pub proxy: Arc<Proxy>,
     pub intake: Intake,
-    pub auth: Auth,
+    /// Swapped whole when a reload changes `[admin]`'s credentials.
+    pub auth: ArcSwap<Auth>,
+    pub control: Arc<dyn Control>,
 }
 
 impl AdminState {
@@ -61,12 +67,19 @@ impl AdminState {
         proxy: Arc<Proxy>,
         admin: &drover_config::Admin,
         reports: &drover_config::Reports,
+        control: Arc<dyn Control>,
     ) -> Self {
         AdminState {
             proxy,
             intake: Intake::new(reports),
-            auth: Auth::new(admin),
+            auth: ArcSwap::from_pointee(Auth::new(admin)),
+            control,
         }
+    }
+
+    /// Takes the credentials of a reloaded `[admin]` table.
+    pub fn set_credentials(&self, admin: &drover_config::Admin) {
+        self.auth.store(Arc::new(Auth::new(admin)));
     }
 }
 
@@ -92,6 +105,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/api/v1/farms/{farm}/members/{member}",
             patch(members::patch),
         )
+        .route(
+            "/api/v1/farms/{farm}/members/{member}",
+            delete(control::remove),
+        )
+        .route("/api/v1/farms/{farm}/members", post(control::add))
+        .route("/api/v1/reload", post(control::reload))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -139,6 +158,10 @@ fn intake_reply(a: intake::Answer) -> Response {
     } else {
         text(a.status, a.body)
     }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {

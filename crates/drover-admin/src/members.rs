@@ -1,6 +1,6 @@
 //! The operator's writes on members: `POST /api/v1/farms/{farm}/members/{member}/{action}`
 //! (`enable`, `disable`, `drain`, `undrain`) and `PATCH /api/v1/farms/{farm}/members/{member}`
-//! (`{"weight": N}`).
+//! (`{"weight": N}`, `{"route": "r1"}`, both; `"route": ""` takes the route away).
 //!
 //! Each answers the member's view (as in `GET /api/v1/farms/{farm}`) on success, and a 4xx with a
 //! JSON `{"error": "..."}` that says what was wrong otherwise: unknown farm or member (404), unknown
@@ -8,15 +8,18 @@
 //! logged once at info with who made it, and recorded as the member's last transition with the
 //! reason `operator (<who>): <action>`; repeating an action changes nothing and logs nothing.
 //!
-//! What a write does not do yet: it is not persisted (a restart or reload returns to the config),
-//! a new weight reaches `weighted`, `random` and `hash` only when the farm is rebuilt (the others
-//! read it on the next pick), and routes cannot change at run time.
+//! Every change is kept in the state file when `[server] state_file` is set (see
+//! [`crate::control::Control::changed`]), and survives reloads that do not change the member's own
+//! value in the config. A route change rebuilds the farm (its route map is built with it); a flag
+//! or weight is an atomic, seen by the next pick. What a write does not do yet: a new weight
+//! reaches `weighted`, `random` and `hash` only when the farm is rebuilt (the others read it on the
+//! next pick).
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use drover_core::{Flag, clock};
 use hyper::StatusCode;
@@ -53,7 +56,7 @@ pub async fn action(
             );
         }
     };
-    let who = caller.map_or_else(|| "anonymous".to_owned(), |c| c.0.0.clone());
+    let who = crate::control::who(&caller);
     let m = &f.farm.members[index];
     let reason = || format!("operator ({who}): {action}");
     if let Some(t) = m.flip(flag, value, reason, clock::now()) {
@@ -63,8 +66,9 @@ pub async fn action(
         {
             tracing::warn!(farm = %farm, panic, "panic mode {}: {why}", if panic { "on" } else { "off" });
         }
+        state.control.changed();
     }
-    json(StatusCode::OK, view::json(&view::member_view(m)))
+    crate::json_response(StatusCode::OK, view::json(&view::member_view(m)))
 }
 
 /// The body of `PATCH /api/v1/farms/{farm}/members/{member}`.
@@ -97,42 +101,48 @@ pub async fn patch(
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("malformed JSON ({e}); expected {{\"weight\": 1..1000}}"),
+                format!(
+                    "malformed JSON ({e}); expected {{\"weight\": 1..1000}} and/or {{\"route\": \"id\"}}"
+                ),
             );
         }
     };
-    if patch.route.is_some() {
+    if patch.weight.is_none() && patch.route.is_none() {
         return error(
             StatusCode::BAD_REQUEST,
-            "a member's route cannot change at run time yet; change it in the config".to_owned(),
+            "nothing to change; expected {\"weight\": 1..1000} and/or {\"route\": \"id\"}"
+                .to_owned(),
         );
     }
-    let Some(weight) = patch.weight else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "nothing to change; expected {\"weight\": 1..1000}".to_owned(),
-        );
-    };
-    if !(1..=1000).contains(&weight) {
+    if let Some(weight) = patch.weight
+        && !(1..=1000).contains(&weight)
+    {
         return error(
             StatusCode::BAD_REQUEST,
             format!("weight {weight} is out of range; use 1 to 1000 (disable the member for 0)"),
         );
     }
-    let old = m.state.weight();
-    if old != weight {
-        m.state.set_weight(weight);
-        let who = caller.map_or_else(|| "anonymous".to_owned(), |c| c.0.0.clone());
-        tracing::info!(farm = %farm, member = %member, old, weight, "weight of {member} set by operator ({who})");
+    let who = crate::control::who(&caller);
+    if let Some(route) = patch.route {
+        let route = (!route.is_empty()).then_some(route);
+        let (control, f, m, w) = (
+            Arc::clone(&state.control),
+            farm.clone(),
+            member.clone(),
+            who.clone(),
+        );
+        if let Err(e) = crate::control::blocking(move || control.set_route(&f, &m, route, &w)).await
+        {
+            return error(e.status, e.message);
+        }
     }
-    json(StatusCode::OK, view::json(&view::member_view(m)))
-}
-
-fn json(status: StatusCode, body: Bytes) -> Response {
-    (
-        status,
-        [(hyper::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    if let Some(weight) = patch.weight {
+        let old = m.state.weight();
+        if old != weight {
+            m.state.set_weight(weight);
+            tracing::info!(farm = %farm, member = %member, old, weight, "weight of {member} set by operator ({who})");
+            state.control.changed();
+        }
+    }
+    crate::json_response(StatusCode::OK, view::json(&view::member_view(m)))
 }

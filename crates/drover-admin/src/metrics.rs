@@ -325,8 +325,11 @@ impl Scrape {
             self.each_member(),
             |m, e| {
                 let addr = m.addr().to_string();
-                let route = m.spec.route.as_deref().unwrap_or("");
-                e.encode_info(&[("address", addr.as_str()), ("route", route)])
+                let route = m.route();
+                e.encode_info(&[
+                    ("address", addr.as_str()),
+                    ("route", route.as_deref().unwrap_or("")),
+                ])
             },
         )?;
         counter(

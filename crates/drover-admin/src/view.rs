@@ -71,7 +71,7 @@ pub(crate) struct MemberView<'a> {
     name: &'a str,
     address: String,
     weight: u32,
-    route: Option<&'a str>,
+    route: Option<String>,
     on: bool,
     /// Healthy: passes its active checks and is not ejected.
     up: bool,
@@ -202,7 +202,7 @@ pub(crate) fn member_view(m: &Member) -> MemberView<'_> {
         name: m.name(),
         address: m.addr().to_string(),
         weight: m.state.weight(),
-        route: m.spec.route.as_deref(),
+        route: m.route().map(|r| r.to_string()),
         on: m.state.get(Flag::On),
         up: m.state.is_up(),
         ejected: m.state.get(Flag::Ejected),

@@ -395,16 +395,30 @@ fn member_name(ctx: &mut Ctx<'_>, m: &Table<'_, '_>, address: Option<&str>) -> S
     let Some(name) = ctx.expect_str(&m.child("name"), v, "a string") else {
         return default();
     };
-    let valid = !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
-    if !valid {
+    if !valid_member_name(name) {
         let message = "invalid member name; it must not be empty or contain spaces, '/' or control \
                        characters (it appears in URLs and logs)";
         ctx.bad(&m.child("name"), v, message);
     }
     name.to_owned()
+}
+
+/// A member name: not empty, no whitespace, '/' or control characters (it appears in URLs and
+/// logs). Also checked for members added at run time.
+pub fn valid_member_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+}
+
+/// A sticky route id: letters, digits, '-' and '_' (it ends session ids like
+/// `JSESSIONID=abc.node1`). Also checked for routes set at run time.
+pub fn valid_route_id(route: &str) -> bool {
+    !route.is_empty()
+        && route
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `route`: the sticky id, the part after the first `.` of a session id, so it has no `.`.
@@ -416,11 +430,7 @@ fn member_route(ctx: &mut Ctx<'_>, m: &Table<'_, '_>) -> Option<String> {
 /// A route id (a member's `route`, or the `redirect` naming one).
 fn route_id(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<String> {
     let route = ctx.expect_str(key, v, "a string such as \"node1\"")?;
-    let valid = !route.is_empty()
-        && route
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
+    if !valid_route_id(route) {
         let message = "invalid route id; use letters, digits, '-' and '_' (it ends session ids \
                        like JSESSIONID=abc.node1)";
         ctx.bad(key, v, message);

@@ -36,5 +36,6 @@ pub mod units;
 mod walk;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use farm::{valid_member_name, valid_route_id};
 pub use model::*;
 pub use parse::{load, parse_str};

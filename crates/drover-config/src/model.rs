@@ -109,6 +109,10 @@ pub struct Server {
     pub threads: usize,
     /// `grace`: how long in-flight requests may run after SIGTERM/SIGINT. Default 30s.
     pub grace: Duration,
+    /// `state_file`: where the operator's run-time changes (on/off, drain, weight, route) are
+    /// kept, written after each change and read at start, so they survive a restart. Default
+    /// none (they last until the process exits).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Server {
@@ -117,6 +121,7 @@ impl Default for Server {
         Server {
             threads: 0,
             grace: Duration::from_secs(30),
+            state_file: None,
         }
     }
 }

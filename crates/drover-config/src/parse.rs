@@ -15,7 +15,7 @@ use crate::walk::{Ctx, Table};
 use crate::{farm, listener};
 
 const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports"];
-const SERVER_KEYS: &[&str] = &["threads", "grace"];
+const SERVER_KEYS: &[&str] = &["threads", "grace", "state_file"];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "token_file", "users_file", "open_reads"];
 const PAGE_KEYS: &[&str] = &["status", "body", "content_type"];
 
@@ -77,6 +77,9 @@ fn server(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Server {
             .int(ctx, "threads", 0..=4096)
             .map_or(defaults.threads, |n| n as usize),
         grace: t.duration(ctx, "grace").unwrap_or(defaults.grace),
+        state_file: t
+            .str(ctx, "state_file", "a path to a file drover may write")
+            .map(std::path::PathBuf::from),
     }
 }
 

@@ -26,6 +26,7 @@ const FULL: &str = r#"
 [server]
 threads = 4
 grace = "10s"
+state_file = "/var/lib/drover/state.json"
 
 [admin]
 listen = "127.0.0.1:9191"
@@ -109,7 +110,8 @@ fn full_config_round_trips_to_the_model() {
         c.server,
         Server {
             threads: 4,
-            grace: secs(10)
+            grace: secs(10),
+            state_file: Some("/var/lib/drover/state.json".into()),
         }
     );
     assert_eq!(
@@ -262,7 +264,8 @@ members = [{ address = "127.0.0.1:9001" }]
         c.server,
         Server {
             threads: 0,
-            grace: secs(30)
+            grace: secs(30),
+            state_file: None,
         }
     );
     assert_eq!(c.admin, None, "no [admin], no admin listener");

@@ -9,6 +9,7 @@
 //! the flip with its reason in the member's [`Health`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::health::{Health, Transition};
@@ -412,6 +413,9 @@ pub struct Member {
     pub health: Health,
     /// What the member's agent reported, and the agent's own health.
     pub reported: Reported,
+    /// The sticky route id in force: the config's, or one the operator set at run time. Read
+    /// when a farm is built (its route map) and by the API, never per request.
+    route: std::sync::Mutex<Option<Arc<str>>>,
 }
 
 impl Member {
@@ -419,7 +423,9 @@ impl Member {
         let state = MemberState::new(spec.enabled, spec.weight);
         let stats = MemberStats::default();
         stats.start_peak_clock(crate::clock::now());
+        let route = std::sync::Mutex::new(spec.route.as_deref().map(Arc::from));
         Member {
+            route,
             spec,
             state,
             stats,
@@ -466,6 +472,16 @@ impl Member {
 
     pub fn addr(&self) -> SocketAddr {
         self.spec.addr
+    }
+
+    /// The sticky route id in force (see the `route` field).
+    pub fn route(&self) -> Option<Arc<str>> {
+        self.route.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the route id; the farm's route map follows when the farm is rebuilt.
+    pub fn set_route(&self, route: Option<&str>) {
+        *self.route.lock().unwrap_or_else(|e| e.into_inner()) = route.map(Arc::from);
     }
 }
 

@@ -37,7 +37,7 @@ use crate::loglimit::LogLimit;
 pub const MAX_CONNECTING: u32 = 16;
 
 /// Pool settings of one farm.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoolSettings {
     pub max_connections: u32,
     pub max_idle: usize,
@@ -57,7 +57,7 @@ pub struct Upstream {
     pub authority: HeaderValue,
     /// `http://ip:port`, the prefix a member's self-referencing `Location` starts with.
     pub origin: Box<str>,
-    settings: PoolSettings,
+    pub(crate) settings: PoolSettings,
     idle: Box<[Mutex<Vec<Idle>>]>,
     connecting: AtomicU32,
     waiting: AtomicU32,

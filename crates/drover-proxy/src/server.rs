@@ -49,6 +49,7 @@ pub struct Proxy {
     addrs: Vec<Vec<SocketAddr>>,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    threads: usize,
     stopped: watch::Receiver<usize>,
 }
 
@@ -64,11 +65,22 @@ struct ListenerConf {
 impl Proxy {
     /// Binds every listener and starts the workers. Returns once all sockets are listening.
     pub fn start(config: &Config, options: Options) -> Result<Proxy, ServeError> {
+        Proxy::start_prepared(config, options, |routing, _| routing)
+    }
+
+    /// [`Proxy::start`], with `prepare` given the first snapshot (and the worker count) before any
+    /// socket is bound, so state restored from disk is in force for the first request.
+    pub fn start_prepared(
+        config: &Config,
+        options: Options,
+        prepare: impl FnOnce(Routing, usize) -> Routing,
+    ) -> Result<Proxy, ServeError> {
         let threads = match options.threads.unwrap_or(config.server.threads) {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, threads)));
+        let routing = Routing::build(config, threads);
+        let routing = Arc::new(ArcSwap::from_pointee(prepare(routing, threads)));
 
         // sockets[worker] = [(listener conf, socket)]
         let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> =
@@ -161,6 +173,7 @@ impl Proxy {
             addrs,
             shutdown,
             workers,
+            threads,
             stopped,
         })
     }
@@ -178,6 +191,18 @@ impl Proxy {
     /// The live data-plane snapshot (farms, members, counters) for the admin API.
     pub fn routing(&self) -> Arc<Routing> {
         self.routing.load_full()
+    }
+
+    /// How many worker threads serve (what [`Routing::rebuild`] needs).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Swaps in a new snapshot (a reload). Requests already running finish on the snapshot they
+    /// started with; the next request of every connection, idle keep-alive ones included, reads
+    /// the new one. Listening sockets are not touched.
+    pub fn swap(&self, routing: Routing) {
+        self.routing.store(Arc::new(routing));
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight requests finish within the grace

@@ -1,9 +1,17 @@
 //! Runtime state: the immutable snapshot every request reads — listeners' route tables and limits,
 //! and farms (the core farm, its upstream pools and its settings).
 //!
-//! Built once from a validated config ([`Routing::build`]) and shared behind `ArcSwap` so a later
-//! reload can swap it whole; a request holds one `Arc<Routing>` for its whole life, so it never sees
-//! half of an old config and half of a new one.
+//! Built from a validated config ([`Routing::build`]) and shared behind `ArcSwap`, so a reload
+//! swaps it whole; a request holds one `Arc<Routing>` for its whole life, so it never sees half of
+//! an old config and half of a new one.
+//!
+//! A reload, a member added or removed at run time and a route changed by the operator all build a
+//! new snapshot with [`Routing::rebuild`], which carries the runtime state over: a member whose
+//! farm, name and address are unchanged is the same `Arc<Member>` (flags, operator's weight and
+//! route, counters, latency, load reports, health), keeps its connection pool when the pool
+//! settings and its place in the farm are unchanged, and a farm keeps its counters and its learned
+//! sticky sessions. Where the new config changes one of a member's own values (weight, `enabled`,
+//! `route`) the config wins; where it does not, the operator's value stays.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -71,7 +79,7 @@ pub struct FarmState {
     pub count: FailureKinds,
     /// Keep a down member's pooled connections (true) or close them (false).
     pub quiescent: bool,
-    pub counters: FarmCounters,
+    pub counters: Arc<FarmCounters>,
     pub preserve_host: bool,
     pub rewrite_location: bool,
     pub outage: OutageAction,
@@ -84,6 +92,10 @@ pub struct FarmState {
     pub orca_request: bool,
     /// Sticky sessions, when the farm has them.
     pub sticky: Option<crate::sticky::StickyState>,
+    /// The members as the config gave them when this snapshot was built (parallel to
+    /// `farm.members`): a rebuild compares the next config against these to tell the config's
+    /// changes from the operator's.
+    pub specs: Vec<MemberSpec>,
 }
 
 /// Per-farm request accounting, for the API and for measuring retries against requests.
@@ -116,10 +128,16 @@ pub struct FarmCounters {
 impl Routing {
     /// Builds the snapshot for `workers` worker threads.
     pub fn build(config: &Config, workers: usize) -> Routing {
+        Routing::rebuild(config, workers, None)
+    }
+
+    /// Builds the snapshot for `config`, carrying over the runtime state `old` holds (see the
+    /// module docs).
+    pub fn rebuild(config: &Config, workers: usize, old: Option<&Routing>) -> Routing {
         let farms: Vec<FarmState> = config
             .farms
             .iter()
-            .map(|f| FarmState::build(f, workers))
+            .map(|f| FarmState::build(f, workers, old.and_then(|o| o.farm(&f.name))))
             .collect();
         let index = |name: &str| config.farms.iter().position(|f| f.name == name);
         let listeners = config
@@ -145,22 +163,42 @@ impl Routing {
 }
 
 impl FarmState {
-    fn build(cfg: &FarmConfig, workers: usize) -> FarmState {
+    fn build(cfg: &FarmConfig, workers: usize, old: Option<&FarmState>) -> FarmState {
         let settings = PoolSettings {
             max_connections: cfg.max_connections,
             max_idle: cfg.max_idle_per_member,
             idle_timeout: cfg.pool_idle_timeout,
             connect_timeout: cfg.timeouts.connect,
         };
+        let members = cfg
+            .members
+            .iter()
+            .map(|spec| match old.and_then(|o| o.same_member(spec)) {
+                Some((was, member)) => {
+                    carry_over(&cfg.name, member, was, spec);
+                    Arc::clone(member)
+                }
+                None => Arc::new(Member::new(spec.clone())),
+            })
+            .collect();
         let farm = Arc::new(
-            Farm::new(cfg.name.clone(), cfg.policy.clone(), cfg.members.clone())
+            Farm::with_members(cfg.name.clone(), cfg.policy.clone(), members)
                 .with_rules(health_rules(cfg)),
         );
         let upstreams = farm
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| Arc::new(Upstream::new(Arc::clone(m), settings, workers).with_index(i)))
+            .map(|(i, m)| {
+                // The same member at the same place with the same settings keeps its pool.
+                let kept = old
+                    .and_then(|o| o.upstreams.get(i))
+                    .filter(|up| Arc::ptr_eq(&up.member, m) && up.settings == settings);
+                match kept {
+                    Some(up) => Arc::clone(up),
+                    None => Arc::new(Upstream::new(Arc::clone(m), settings, workers).with_index(i)),
+                }
+            })
             .collect();
         let outage = match &cfg.outage {
             Outage::Page(p) => OutageAction::Page {
@@ -177,16 +215,21 @@ impl FarmState {
                     content_type: crate::error::TEXT_PLAIN,
                 },
             },
-            Outage::Sorry(addr) => {
-                let member = Arc::new(Member::new(MemberSpec {
-                    name: format!("{}-sorry", cfg.name),
-                    addr: *addr,
-                    weight: 1,
-                    route: None,
-                    enabled: true,
-                }));
-                OutageAction::Sorry(Arc::new(Upstream::new(member, settings, workers)))
-            }
+            Outage::Sorry(addr) => match old.map(|o| &o.outage) {
+                Some(OutageAction::Sorry(up)) if up.addr() == *addr && up.settings == settings => {
+                    OutageAction::Sorry(Arc::clone(up))
+                }
+                _ => {
+                    let member = Arc::new(Member::new(MemberSpec {
+                        name: format!("{}-sorry", cfg.name),
+                        addr: *addr,
+                        weight: 1,
+                        route: None,
+                        enabled: true,
+                    }));
+                    OutageAction::Sorry(Arc::new(Upstream::new(member, settings, workers)))
+                }
+            },
         };
         let key = match &cfg.policy {
             drover_core::PolicyKind::Hash { key, .. } => Some(match key {
@@ -199,10 +242,10 @@ impl FarmState {
             }),
             _ => None,
         };
-        let sticky = cfg
-            .sticky
-            .as_ref()
-            .map(|s| crate::sticky::StickyState::build(s, &farm));
+        let sticky = cfg.sticky.as_ref().map(|s| {
+            let kept = old.and_then(|o| Some((o.sticky.as_ref()?, &o.farm)));
+            crate::sticky::StickyState::rebuild(s, &farm, kept)
+        });
         FarmState {
             farm,
             upstreams,
@@ -212,7 +255,7 @@ impl FarmState {
             budget: RetryBudget::new(cfg.retry_budget.ratio, cfg.retry_budget.floor_per_sec),
             count: cfg.passive.count.clone(),
             quiescent: cfg.quiescent,
-            counters: FarmCounters::default(),
+            counters: old.map_or_else(Default::default, |o| Arc::clone(&o.counters)),
             preserve_host: cfg.preserve_host,
             rewrite_location: cfg.rewrite_location,
             outage,
@@ -221,6 +264,41 @@ impl FarmState {
             orca: cfg.reports.orca,
             orca_request: cfg.reports.orca_request,
             sticky,
+            specs: cfg.members.clone(),
+        }
+    }
+
+    /// The member of this snapshot that `spec` names (same name and address), with the spec it
+    /// was built from.
+    fn same_member(&self, spec: &MemberSpec) -> Option<(&MemberSpec, &Arc<Member>)> {
+        let i = self
+            .farm
+            .members
+            .iter()
+            .position(|m| m.name() == spec.name && m.addr() == spec.addr)?;
+        Some((self.specs.get(i)?, &self.farm.members[i]))
+    }
+}
+
+/// A kept member takes the values the config changed (`was` → `now`); values the config left
+/// alone keep what the operator set at run time.
+fn carry_over(farm: &str, member: &Member, was: &MemberSpec, now: &MemberSpec) {
+    if was.weight != now.weight {
+        member.state.set_weight(now.weight);
+        tracing::info!(farm, member = %now.name, weight = now.weight, "weight of {} set by the config", now.name);
+    }
+    if was.route != now.route {
+        member.set_route(now.route.as_deref());
+    }
+    if was.enabled != now.enabled {
+        let reason = || format!("config: enabled = {}", now.enabled);
+        if let Some(t) = member.flip(
+            drover_core::Flag::On,
+            now.enabled,
+            reason,
+            drover_core::clock::now(),
+        ) {
+            tracing::info!(farm, member = %now.name, "member {} {t}", now.name);
         }
     }
 }

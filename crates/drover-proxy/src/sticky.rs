@@ -102,7 +102,8 @@ pub enum Outcome {
 
 impl StickyState {
     pub fn build(cfg: &Sticky, farm: &Farm) -> StickyState {
-        let routes = RouteMap::new(farm.members.iter().map(|m| m.spec.route.as_deref()));
+        let live: Vec<Option<Arc<str>>> = farm.members.iter().map(|m| m.route()).collect();
+        let routes = RouteMap::new(live.iter().map(|r| r.as_deref()));
         let redirects = cfg
             .redirects
             .iter()
@@ -138,6 +139,44 @@ impl StickyState {
             attributes: attributes(cfg),
             table,
         }
+    }
+
+    /// Builds the farm's sticky state for a new snapshot. Learn mode keeps the sessions `old`
+    /// learned: the same table when the members are the same, in the same order, and the table's
+    /// size is unchanged (so nothing learned during the swap is lost), else a copy with each
+    /// session moved to its member's new place (sessions of members that are gone are dropped).
+    pub fn rebuild(
+        cfg: &Sticky,
+        farm: &Farm,
+        old: Option<(&StickyState, &Arc<Farm>)>,
+    ) -> StickyState {
+        let mut state = StickyState::build(cfg, farm);
+        let (Some(new), Some((old, old_farm))) = (&state.table, old) else {
+            return state;
+        };
+        let Some(old_table) = &old.table else {
+            return state;
+        };
+        let same_members = old_farm.members.len() == farm.members.len()
+            && old_farm
+                .members
+                .iter()
+                .zip(&farm.members)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if same_members && old_table.capacity() == new.capacity() {
+            state.table = Some(Arc::clone(old_table));
+            return state;
+        }
+        let now = drover_core::clock::now();
+        for (key, member, idle) in old_table.entries(now) {
+            let Some(was) = old_farm.members.get(member) else {
+                continue;
+            };
+            if let Some(i) = farm.members.iter().position(|m| Arc::ptr_eq(m, was)) {
+                new.learn(key, i, now.saturating_sub(idle));
+            }
+        }
+        state
     }
 
     /// `route`, `insert` or `learn`.

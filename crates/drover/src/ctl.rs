@@ -4,7 +4,8 @@
 //! process; it shares nothing with the running balancer but the API. Each command makes one call
 //! ([`client::Client::call`]): `list` and `show` read `GET /api/v1/farms[/{farm}]`, `pick` reads
 //! `GET /api/v1/farms/{farm}/pick`, `enable`/`disable`/`drain`/`undrain` POST the member action and
-//! `weight` PATCHes `{"weight": N}`. The answer is printed as a table ([`render`]) or, with
+//! `weight` and `route` PATCH `{"weight": N}` / `{"route": "id"}`, `add` POSTs a new member and
+//! `remove` DELETEs one, `reload` POSTs `/api/v1/reload`. The answer is printed as a table ([`render`]) or, with
 //! `--json`, as the API's JSON exactly as it came.
 //!
 //! Options: `--admin` (`DROVER_ADMIN`, default `http://127.0.0.1:9090`), `--token` / `--token-file`
@@ -83,6 +84,37 @@ enum CtlCommand {
         /// The new weight, 1 to 1000 (the API checks it).
         weight: u32,
     },
+    /// Set (or with "" take away) a member's sticky route id.
+    Route {
+        #[command(flatten)]
+        target: MemberArgs,
+        /// The new route id: letters, digits, '-' and '_'; "" for none.
+        route: String,
+    },
+    /// Add a member to a farm at run time (until the next reload or restart: the config file is
+    /// what a reload reads).
+    Add {
+        /// The farm's name, as in the config (`[farm.NAME]`).
+        farm: String,
+        /// The new member's name.
+        member: String,
+        /// Its address, `ip:port`.
+        address: std::net::SocketAddr,
+        /// Its weight, 1 to 1000.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        /// Its sticky route id.
+        #[arg(long)]
+        route: Option<String>,
+        /// Add it disabled (turned off), to enable later.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Remove a member at run time; its requests in flight finish.
+    Remove(MemberArgs),
+    /// Reload the config file: validated first; if invalid, the old config stays and the errors
+    /// are printed.
+    Reload,
     /// The member a request would get now, the candidates with their scores, and why the others
     /// are left out (a real pick: a round-robin cursor moves).
     Pick {
@@ -191,6 +223,48 @@ async fn command(client: &Client, command: CtlCommand, json: bool) -> anyhow::Re
             );
             let patch = serde_json::json!({ "weight": weight }).to_string();
             write(client, &target, path, Some(patch), json).await
+        }
+        CtlCommand::Route { target, route } => {
+            let path = format!(
+                "/api/v1/farms/{}/members/{}",
+                segment(&target.farm),
+                segment(&target.member)
+            );
+            let patch = serde_json::json!({ "route": route }).to_string();
+            write(client, &target, path, Some(patch), json).await
+        }
+        CtlCommand::Add {
+            farm,
+            member,
+            address,
+            weight,
+            route,
+            disabled,
+        } => {
+            let path = format!("/api/v1/farms/{}/members", segment(&farm));
+            let body = serde_json::json!({
+                "name": member, "address": address.to_string(), "weight": weight,
+                "route": route, "enabled": !disabled,
+            })
+            .to_string();
+            let answer = ok(client.call(Method::POST, &path, Some(body)).await?)?;
+            print(json, &answer, |b| Ok(render::member(&farm, &parse(b)?)))
+        }
+        CtlCommand::Remove(t) => {
+            let path = format!(
+                "/api/v1/farms/{}/members/{}",
+                segment(&t.farm),
+                segment(&t.member)
+            );
+            ok(client.call(Method::DELETE, &path, None).await?)?;
+            if !json {
+                println!("removed {} from farm {}", t.member, t.farm);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Reload => {
+            let answer = ok(client.call(Method::POST, "/api/v1/reload", None).await?)?;
+            print(json, &answer, |b| Ok(render::reloaded(&parse(b)?)))
         }
         CtlCommand::Pick { farm } => {
             let path = format!("/api/v1/farms/{}/pick", segment(&farm));

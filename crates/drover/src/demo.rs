@@ -40,10 +40,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
         let proxy = Proxy::start(&config, Options { threads: Some(1) })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
-        let _health = crate::start_health(&config, &proxy)?;
         print_intro(proxy.addr(), admin, &token, &members);
-        let admin = config.admin.clone().map(|a| (a, config.reports.clone()));
-        crate::serve_until_signal(proxy, admin).await
+        crate::serve_until_signal(None, config, proxy).await
     })
 }
 

@@ -8,11 +8,14 @@
 //!
 //! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
 
+mod control;
 mod ctl;
 mod demo;
+mod statefile;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -131,81 +134,98 @@ fn raise_fd_limit() {
 fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     raise_fd_limit();
-    let proxy = Proxy::start(&config, Options { threads }).context("cannot start the proxy")?;
-    let _health = start_health(&config, &proxy)?;
-    let admin = config.admin.map(|a| (a, config.reports.clone()));
-    run_until_signal(proxy, admin)
-}
-
-/// Starts the active checks and the ejection supervisors over the farms the proxy serves (the same
-/// `Arc<Farm>`s, so a verdict is seen by the next pick). Stops when the returned service is dropped.
-pub(crate) fn start_health(
-    config: &drover_config::Config,
-    proxy: &Proxy,
-) -> anyhow::Result<drover_health::HealthService> {
-    let routing = proxy.routing();
-    let farms = config
-        .farms
-        .iter()
-        .filter_map(|f| {
-            let state = routing.farm(&f.name)?;
-            Some(drover_health::FarmChecks {
-                farm: std::sync::Arc::clone(&state.farm),
-                checks: f.member_checks.clone(),
-                agents: f.member_agents.clone(),
-            })
-        })
-        .collect();
-    drover_health::HealthService::start(farms).context("cannot start the health checks")
-}
-
-/// The admin listener's settings and the report intake's, when the config has `[admin]`.
-pub(crate) type AdminConfig = Option<(drover_config::Admin, drover_config::Reports)>;
-
-fn run_until_signal(proxy: Proxy, admin: AdminConfig) -> anyhow::Result<()> {
+    let proxy = Proxy::start_prepared(&config, Options { threads }, |routing, threads| {
+        control::restore(&config, routing, threads)
+    })
+    .context("cannot start the proxy")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
-    rt.block_on(serve_until_signal(proxy, admin))
+    rt.block_on(serve_until_signal(Some(path.to_path_buf()), config, proxy))
 }
 
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
-pub(crate) async fn serve_until_signal(proxy: Proxy, admin: AdminConfig) -> anyhow::Result<()> {
-    {
-        let proxy = std::sync::Arc::new(proxy);
-        if let Some((admin, reports)) = admin {
-            let addr = admin.listen;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on admin address {addr}"))?;
-            tracing::info!(%addr, open_reads = admin.open_reads, "admin listening");
-            let state =
-                drover_admin::AdminState::new(std::sync::Arc::clone(&proxy), &admin, &reports);
-            tokio::spawn(drover_admin::serve(listener, std::sync::Arc::new(state)));
-        }
-        wait_for_signal().await?;
-        tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        proxy.shutdown();
-        // A second signal during the grace period means "now": exit without waiting.
-        tokio::select! {
-            _ = proxy.stopped() => tracing::info!("stopped"),
-            r = wait_for_signal() => {
-                r?;
-                tracing::warn!("second signal: exiting without waiting for in-flight requests");
-            }
-        }
-        Ok(())
+/// SIGHUP reloads the config file (`path`; the demo has none).
+pub(crate) async fn serve_until_signal(
+    path: Option<PathBuf>,
+    config: drover_config::Config,
+    proxy: Proxy,
+) -> anyhow::Result<()> {
+    let proxy = Arc::new(proxy);
+    let process = Arc::new(control::Process::start(path, config, Arc::clone(&proxy))?);
+    let config = process.config();
+    if let Some(admin) = &config.admin {
+        let addr = admin.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on admin address {addr}"))?;
+        tracing::info!(%addr, open_reads = admin.open_reads, "admin listening");
+        let control: Arc<dyn drover_admin::Control> = process.clone();
+        let state = Arc::new(drover_admin::AdminState::new(
+            Arc::clone(&proxy),
+            admin,
+            &config.reports,
+            control,
+        ));
+        process.attach_admin(&state);
+        tokio::spawn(drover_admin::serve(listener, state));
     }
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut signals = Signals::new()?;
+    // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT.
+    while let Signal::Reload = signals.next().await {
+        let p = Arc::clone(&process);
+        let _ =
+            tokio::task::spawn_blocking(move || drover_admin::Control::reload(&*p, "SIGHUP")).await;
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    proxy.shutdown();
+    // A second signal during the grace period means "now": exit without waiting.
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = proxy.stopped() => tracing::info!("stopped"),
+        () = signals.stop() => {
+            tracing::warn!("second signal: exiting without waiting for in-flight requests");
+        }
     }
     Ok(())
+}
+
+enum Signal {
+    Reload,
+    Stop,
+}
+
+/// SIGHUP (reload), SIGTERM and SIGINT (stop), watched from start to exit.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.hup.recv() => Signal::Reload,
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+        }
+    }
+
+    /// The next SIGTERM or SIGINT (SIGHUPs are ignored while stopping).
+    async fn stop(&mut self) {
+        loop {
+            if let Signal::Stop = self.next().await {
+                return;
+            }
+        }
+    }
 }

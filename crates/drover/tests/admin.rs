@@ -189,7 +189,7 @@ async fn disable_drain_and_weight_steer_traffic() {
         ("{\"weight\": ", 400, "malformed JSON"),
         ("{\"wieght\": 3}", 400, "unknown field"),
         ("{}", 400, "nothing to change"),
-        ("{\"route\": \"n1\"}", 400, "cannot change at run time"),
+        ("{\"route\": \"n 1\"}", 400, "invalid route id"),
     ] {
         let r = patch(&s, "/api/v1/farms/app/members/a3", body, &bearer(TOKEN)).await;
         assert_eq!(r.status, status, "{body}: {}", r.text());

@@ -372,6 +372,37 @@ pub fn member(farm: &str, m: &Member) -> String {
     format!("{farm}/{}: {}, weight {}\n", m.name, state(m), weight(m))
 }
 
+/// `POST /api/v1/reload`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Reloaded {
+    pub path: String,
+    pub farms: usize,
+    pub members: usize,
+    pub kept: usize,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub not_applied: Vec<String>,
+}
+
+/// `drover ctl reload`: what the reload did, then what it could not apply.
+pub fn reloaded(r: &Reloaded) -> String {
+    let mut out = format!(
+        "reloaded {}: {} farms, {} members ({} kept their state)\n",
+        r.path, r.farms, r.members, r.kept
+    );
+    for m in &r.added {
+        let _ = writeln!(out, "  added   {m}");
+    }
+    for m in &r.removed {
+        let _ = writeln!(out, "  removed {m}");
+    }
+    for line in &r.not_applied {
+        let _ = writeln!(out, "  not applied: {line}");
+    }
+    out
+}
+
 /// `drover ctl pick <farm>`: the chosen member, the candidates with their scores (the chosen one
 /// marked `*`), who was removed and why, and the policy's notes.
 pub fn pick(p: &Pick) -> String {
