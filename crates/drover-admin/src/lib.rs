@@ -16,7 +16,8 @@
 //!   (`GET /api/v1/farms/{farm}/pick`, `GET /ath/balance/?farm`, [`pick`]), and the operator's
 //!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
 //!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]). Anything else is a 404, after
-//!   the credentials check.
+//!   the credentials check. A cross-site write (foreign `Origin`, or `Sec-Fetch-Site`
+//!   `cross-site`/`same-site`) is refused with 403 before that ([`auth::cross_site`]).
 //!
 //! Connections: HTTP/1.1 with hyper; a request head (and a push body) must arrive within 10 s.
 //! Request bodies are limited to 64 KiB (pushes: `drover_core::report::push::MAX_BODY`).
