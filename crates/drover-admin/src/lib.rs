@@ -7,7 +7,8 @@
 //! the next pick without a lock or a rebuild.
 //!
 //! Routes (axum):
-//! - open: `GET /healthz`;
+//! - open: `GET /healthz`, and the dashboard's static files `GET /`, `GET /dashboard/app.js`,
+//!   `GET /dashboard/style.css` ([`dashboard`]; its data and writes go through the API below);
 //! - signed with the `[reports]` secret (their own authentication, [`intake`]):
 //!   `POST /api/v1/reports`, `GET /ath/update`;
 //! - behind [`auth`] (reads may be opened by `open_reads`; writes always need credentials):
@@ -41,6 +42,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod dashboard;
 pub mod intake;
 pub mod members;
 pub mod metrics;
@@ -100,6 +102,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app_js))
+        .route("/dashboard/style.css", get(dashboard::style_css))
         .route("/api/v1/reports", post(push))
         .route("/ath/update", get(update))
         .route("/ath/update/", get(update))
