@@ -135,7 +135,9 @@ fn screenshot_dir() -> PathBuf {
 }
 
 async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.expect("screenshot");
+    // The page's body, not the whole window: no empty space under the tables.
+    let body = browser.find(Locator::Css("body")).await.expect("the body");
+    let png = body.screenshot().await.expect("screenshot");
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("create the screenshot dir");
     let path = dir.join(name);
