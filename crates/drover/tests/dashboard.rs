@@ -3,8 +3,9 @@
 //! farm of three test members behind drover with closed reads and a token, bounded traffic through
 //! the traffic listener. The page asks for the token, shows every member's row with live numbers,
 //! and its "Disable" button takes a member out: its rps reaches 0 in the page while the others
-//! keep serving, and the API's request counters agree. The page's security headers (CSP,
-//! framing) are checked here too; the refusal of cross-site writes is in tests/admin.rs.
+//! keep serving, and the API's request counters agree. Its Drain, Undrain, weight and Enable
+//! controls reach the API too. The page's security headers (CSP, framing) are checked here as
+//! well; the refusal of cross-site writes is in tests/admin.rs.
 //!
 //! Needs `/usr/bin/chromedriver` and `/usr/bin/chromium` (Debian's `chromium-driver` and
 //! `chromium`; `.ci/run` installs them; `DROVER_CHROMEDRIVER` / `DROVER_CHROMIUM` point elsewhere).
@@ -212,6 +213,38 @@ async fn wait_rows(
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The badges' text of `name`'s row (e.g. "offupin").
+fn flags<'a>(rows: &'a serde_json::Map<String, Value>, name: &str) -> &'a str {
+    rows.get(name)
+        .and_then(|r| r["flags"].as_str())
+        .unwrap_or("")
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// One member of farm `app`, from the API.
+async fn member(admin: SocketAddr, name: &str) -> Value {
+    let auth = [("authorization", format!("Bearer {TOKEN}"))];
+    let r = call(admin, Method::GET, "/api/v1/farms/app", b"", &auth).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no member {name}: {v:#}"))
+        .clone()
 }
 
 /// Each member's request counter, from the API.
@@ -423,6 +456,81 @@ async fn the_dashboard_shows_live_members_and_disable_takes_one_out() {
             .await
             .expect("scroll the table back");
         screenshot(&browser, "dashboard-2-disabled.png").await;
+
+        // The API agrees: a2's counter stands still while the others grow.
+        let first = counters(s.admin).await;
+        let deadline = Instant::now() + WAIT;
+        let later = loop {
+            let now = counters(s.admin).await;
+            let grew = now
+                .iter()
+                .zip(&first)
+                .filter(|(n, f)| n.0 != "a2" && n.1 >= f.1 + 50)
+                .count();
+            if grew == 2 {
+                break now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a1 and a3 did not serve 50 more requests: {first:?} -> {now:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        };
+        let a2 = |v: &[(String, u64)]| v.iter().find(|m| m.0 == "a2").unwrap().1;
+        assert_eq!(
+            a2(&first),
+            a2(&later),
+            "a2 served after it was disabled: {first:?} -> {later:?}"
+        );
+
+        // The other controls: Drain and Undrain a1, weight 3 for a3, Enable a2.
+        click(
+            &browser,
+            r#"tr[data-member="a1"] button[data-action="drain"]"#,
+        )
+        .await;
+        wait_rows(&browser, "a1 draining", |r| {
+            flags(r, "a1").contains("draining")
+        })
+        .await;
+        assert!(member(s.admin, "a1").await["draining"] == true);
+        click(
+            &browser,
+            r#"tr[data-member="a1"] button[data-action="undrain"]"#,
+        )
+        .await;
+        wait_rows(&browser, "a1 not draining", |r| {
+            !flags(r, "a1").contains("draining")
+        })
+        .await;
+        let weight = browser
+            .find(Locator::Css(r#"tr[data-member="a3"] .c-weight input"#))
+            .await
+            .expect("a3's weight field");
+        weight.clear().await.unwrap();
+        weight.send_keys("3").await.unwrap();
+        click(
+            &browser,
+            r#"tr[data-member="a3"] button[data-action="weight"]"#,
+        )
+        .await;
+        let deadline = Instant::now() + WAIT;
+        while member(s.admin, "a3").await["weight"] != 3 {
+            assert!(
+                Instant::now() < deadline,
+                "a3's weight not set to 3 from the page"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        click(
+            &browser,
+            r#"tr[data-member="a2"] button[data-action="enable"]"#,
+        )
+        .await;
+        wait_rows(&browser, "a2 on and serving again", |r| {
+            flags(r, "a2").starts_with("on") && r.get("a2").and_then(rps).is_some_and(|x| x > 0.0)
+        })
+        .await;
     };
     // Close the session whatever happened in the page (the guard ends the processes anyway).
     let result = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
@@ -430,32 +538,6 @@ async fn the_dashboard_shows_live_members_and_disable_takes_one_out() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-
-    // The API agrees: a2's counter stands still while the others grow.
-    let first = counters(s.admin).await;
-    let deadline = Instant::now() + WAIT;
-    let later = loop {
-        let now = counters(s.admin).await;
-        let grew = now
-            .iter()
-            .zip(&first)
-            .filter(|(n, f)| n.0 != "a2" && n.1 >= f.1 + 50)
-            .count();
-        if grew == 2 {
-            break now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a1 and a3 did not serve 50 more requests: {first:?} -> {now:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    };
-    let a2 = |v: &[(String, u64)]| v.iter().find(|m| m.0 == "a2").unwrap().1;
-    assert_eq!(
-        a2(&first),
-        a2(&later),
-        "a2 served after it was disabled: {first:?} -> {later:?}"
-    );
 
     stop.store(true, Ordering::Relaxed);
     let sent = load.await.expect("the traffic task");
