@@ -7,7 +7,8 @@
 //! the next pick without a lock or a rebuild.
 //!
 //! Routes (axum):
-//! - open: `GET /healthz`;
+//! - open: `GET /healthz`, and the dashboard's static files `GET /`, `GET /dashboard/app.js`,
+//!   `GET /dashboard/style.css` ([`dashboard`]; its data and writes go through the API below);
 //! - signed with the `[reports]` secret (their own authentication, [`intake`]):
 //!   `POST /api/v1/reports`, `GET /ath/update`;
 //! - behind [`auth`] (reads may be opened by `open_reads`; writes always need credentials):
@@ -18,6 +19,8 @@
 //!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]), members added and removed at
 //!   run time (`POST /api/v1/farms/{farm}/members`, `DELETE .../members/{member}`) and
 //!   `POST /api/v1/reload` ([`control`]). Anything else is a 404, after the credentials check.
+//!   A cross-site write (foreign `Origin`, or `Sec-Fetch-Site` `cross-site`/`same-site`) is
+//!   refused with 403 before that ([`auth::cross_site`]).
 //!
 //! Connections: HTTP/1.1 with hyper; a request head (and a push body) must arrive within 10 s.
 //! Request bodies are limited to 64 KiB (pushes: `drover_core::report::push::MAX_BODY`).
@@ -42,6 +45,7 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod control;
+pub mod dashboard;
 pub mod intake;
 pub mod members;
 pub mod metrics;
@@ -118,6 +122,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app_js))
+        .route("/dashboard/style.css", get(dashboard::style_css))
         .route("/api/v1/reports", post(push))
         .route("/ath/update", get(update))
         .route("/ath/update/", get(update))

@@ -1,12 +1,15 @@
 //! What `GET /api/v1/farms` and `GET /api/v1/farms/{farm}` show: every farm and member with
 //! flags, weight, counters and health (the last flip with its reason, flips per flag, panic mode,
 //! the farm's requests against its attempts at members), each member's last load report, its
-//! agent's weight percentage, rejects and failures, and the farm's sticky-session outcomes.
+//! agent's weight percentage, rejects and failures, latency (EWMA, p50/p99 since start and the
+//! histogram's buckets, so the dashboard can compute live percentiles) and the farm's
+//! sticky-session outcomes.
 //! docs/metrics.md lists every field.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
+use drover_core::latency::{LATENCY_BOUNDS_NS, LATENCY_BUCKETS};
 use drover_core::{Flag, Member, Source, clock};
 use drover_proxy::state::{FarmState, Routing};
 use serde::Serialize;
@@ -91,6 +94,14 @@ pub(crate) struct MemberView<'a> {
     bytes_in: u64,
     bytes_out: u64,
     latency_ewma_ms: f64,
+    /// Median and 99th percentile of the time to the response head since start, estimated from
+    /// the latency histogram (`null` before the first response).
+    latency_p50_ms: Option<f64>,
+    latency_p99_ms: Option<f64>,
+    /// The histogram's per-bucket (not cumulative) counts, bounds in `latency_bounds_ms` of
+    /// `GET /api/v1/farms` and a last `+Inf` bucket: the dashboard takes deltas for live
+    /// percentiles.
+    latency_buckets: [u64; LATENCY_BUCKETS],
     connections: u32,
     /// The agent's share of `weight`, in percent (100 until an agent reports).
     weight_pct: u32,
@@ -160,7 +171,12 @@ pub(crate) fn farms_json(routing: &Routing, intake: &Intake) -> Bytes {
         "accepted": intake.accepted.load(Relaxed),
         "rejected": intake.rejected(),
     });
-    json(&serde_json::json!({ "farms": farms, "reports": reports }))
+    let bounds: Vec<f64> = LATENCY_BOUNDS_NS.iter().map(|&b| b as f64 / 1e6).collect();
+    json(&serde_json::json!({
+        "farms": farms,
+        "reports": reports,
+        "latency_bounds_ms": bounds,
+    }))
 }
 
 /// Pretty JSON and a final newline, as every API answer.
@@ -198,6 +214,7 @@ pub(crate) fn farm_view(f: &FarmState) -> FarmView<'_> {
 }
 
 pub(crate) fn member_view(m: &Member) -> MemberView<'_> {
+    let latency = m.stats.latency_histogram();
     MemberView {
         name: m.name(),
         address: m.addr().to_string(),
@@ -220,6 +237,9 @@ pub(crate) fn member_view(m: &Member) -> MemberView<'_> {
         bytes_in: m.stats.bytes_in(),
         bytes_out: m.stats.bytes_out(),
         latency_ewma_ms: m.stats.latency_ewma_ns() / 1e6,
+        latency_p50_ms: latency.quantile_ns(0.5).map(|ns| ns / 1e6),
+        latency_p99_ms: latency.quantile_ns(0.99).map(|ns| ns / 1e6),
+        latency_buckets: latency.buckets,
         connections: m.stats.connections(),
         weight_pct: m.state.weight_pct(),
         reported: reported(m),

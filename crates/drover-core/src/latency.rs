@@ -57,6 +57,37 @@ impl LatencySnapshot {
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }
+
+    /// The `q` quantile (0 to 1) in nanoseconds, estimated as Prometheus' `histogram_quantile`
+    /// does: linearly within the bucket that holds it (the first bucket starts at 0). A quantile
+    /// that falls in `+Inf` answers the last finite bound (10 s): the buckets know no more.
+    /// `None` without samples. The admin API's `latency_p50_ms` / `latency_p99_ms`; the dashboard
+    /// does the same over bucket deltas in `app.js`.
+    pub fn quantile_ns(&self, q: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * count as f64;
+        let last = LATENCY_BOUNDS_NS[LATENCY_BOUNDS_NS.len() - 1] as f64;
+        let mut seen = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let before = seen as f64;
+            seen += n;
+            if seen as f64 >= rank {
+                let Some(&hi) = LATENCY_BOUNDS_NS.get(i) else {
+                    return Some(last);
+                };
+                let lo = if i == 0 { 0 } else { LATENCY_BOUNDS_NS[i - 1] };
+                let (lo, hi) = (lo as f64, hi as f64);
+                return Some(lo + (hi - lo) * ((rank - before) / n as f64));
+            }
+        }
+        Some(last)
+    }
 }
 
 impl LatencyHistogram {
@@ -108,6 +139,41 @@ mod tests {
         assert_eq!(
             s.sum_ns,
             MS + MS + 1 + 2_500_000 + 7 * MS + 2 * 10_000 * MS + 1 + u64::MAX / 2
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket_that_holds_them() {
+        let h = LatencyHistogram::default();
+        assert_eq!(
+            h.snapshot().quantile_ns(0.5),
+            None,
+            "no samples, no quantile"
+        );
+        // 100 samples: 50 in (5, 10] ms, 49 in (10, 25] ms, 1 over 10 s.
+        for _ in 0..50 {
+            h.record(7 * MS);
+        }
+        for _ in 0..49 {
+            h.record(20 * MS);
+        }
+        h.record(20_000 * MS);
+        let s = h.snapshot();
+        assert_eq!(
+            s.quantile_ns(0.5),
+            Some(10.0 * MS as f64),
+            "the 50th sample ends (5, 10]"
+        );
+        let p25 = s.quantile_ns(0.25).unwrap();
+        assert!(
+            (p25 - 7.5 * MS as f64).abs() < 1.0,
+            "halfway into (5, 10]: {p25}"
+        );
+        assert_eq!(s.quantile_ns(0.99), Some(25.0 * MS as f64));
+        assert_eq!(
+            s.quantile_ns(1.0),
+            Some(10_000.0 * MS as f64),
+            "+Inf: the last bound"
         );
     }
 

@@ -100,5 +100,8 @@ fn print_intro(listen: SocketAddr, admin: SocketAddr, token: &str, members: &[Te
         "  curl -s -X POST -H 'Authorization: Bearer {token}' http://{admin}/api/v1/farms/app/members/{}/disable   # take a member out",
         members.first().map_or("fast", |m| m.name())
     );
+    println!(
+        "Or open the dashboard, http://{admin}/ (live table; its buttons ask for the token {token})."
+    );
     println!("Stop with Ctrl-C (in-flight requests finish first).");
 }

@@ -2,7 +2,8 @@
 //! sockets: reads closed unless `open_reads`, every write behind a bearer token or basic auth
 //! (bcrypt users file), 401 (with a log line, and before any lookup) for missing or wrong
 //! credentials, enable / disable / drain / undrain and weight changes that traffic follows, and
-//! 4xx with a reason for bad input. Secrets never appear in answers or logs.
+//! 4xx with a reason for bad input, 403 for cross-site writes (CSRF) even with valid credentials.
+//! Secrets never appear in answers or logs.
 
 mod chaoskit;
 mod common;
@@ -270,4 +271,95 @@ async fn basic_auth_checks_bcrypt_users() {
         "{log}"
     );
     std::fs::remove_file(&file).unwrap();
+}
+
+/// Cross-site writes are refused (403) even with valid credentials; same-origin writes and
+/// clients that send no Origin (curl, `drover ctl`) pass. Over real sockets, no browser needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_writes_are_refused_with_valid_credentials() {
+    let s = setup(&format!("token = \"{TOKEN}\"")).await;
+    let bearer = ("authorization", format!("Bearer {TOKEN}"));
+    let here = format!("http://{}", s.admin);
+    let path = "/api/v1/farms/app/members/a1/drain";
+    let since = s.drover.log_len();
+    for (what, extra) in [
+        (
+            "foreign Origin",
+            vec![("origin", "http://evil.example".to_owned())],
+        ),
+        (
+            "Origin of another port",
+            vec![("origin", format!("http://127.0.0.1:{}", s.listen.port()))],
+        ),
+        ("null Origin", vec![("origin", "null".to_owned())]),
+        (
+            "Sec-Fetch-Site cross-site",
+            vec![("sec-fetch-site", "cross-site".to_owned())],
+        ),
+        (
+            "Sec-Fetch-Site same-site",
+            vec![
+                ("origin", here.clone()),
+                ("sec-fetch-site", "same-site".to_owned()),
+            ],
+        ),
+    ] {
+        let mut headers = vec![bearer.clone()];
+        headers.extend(extra);
+        let r = call(s.admin, Method::POST, path, b"", &headers).await;
+        assert_eq!(r.status, 403, "{what}: {}", r.text());
+        let r = call(
+            s.admin,
+            Method::PATCH,
+            "/api/v1/farms/app/members/a1",
+            br#"{"weight": 5}"#,
+            &headers,
+        )
+        .await;
+        assert_eq!(r.status, 403, "{what} (PATCH): {}", r.text());
+    }
+    s.drover
+        .wait_for_log(since, &["admin: 403", "origin does not match host"])
+        .await;
+    // Nothing changed.
+    let r = call(
+        s.admin,
+        Method::GET,
+        "/api/v1/farms/app",
+        b"",
+        std::slice::from_ref(&bearer),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["members"][0]["draining"], false, "{v:#}");
+    assert_eq!(v["members"][0]["weight"], 1, "{v:#}");
+
+    // Reads from anywhere are not refused (the browser keeps a foreign page from reading them).
+    let r = call(
+        s.admin,
+        Method::GET,
+        "/api/v1/farms",
+        b"",
+        &[bearer.clone(), ("origin", "http://evil.example".to_owned())],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    // Same origin (what the dashboard sends) and no Origin at all (curl, ctl) pass.
+    let same = [
+        bearer.clone(),
+        ("origin", here.clone()),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ];
+    let r = call(s.admin, Method::POST, path, b"", &same).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(
+        s.admin,
+        Method::POST,
+        "/api/v1/farms/app/members/a1/undrain",
+        b"",
+        std::slice::from_ref(&bearer),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -848,8 +848,12 @@ async fn the_server_answers_as_documented() {
 
     // Nothing undocumented: other paths are the router's 404 even with credentials, and other
     // methods on documented paths are refused.
+    // (`/` is the dashboard's page, documented.)
     for path in [
-        "/",
+        "/index.html",
+        "/dashboard",
+        "/dashboard/",
+        "/dashboard/app.css",
         "/api",
         "/api/v1",
         "/api/v2/farms",
