@@ -97,14 +97,15 @@ pub(crate) fn who(caller: &Option<Extension<Caller>>) -> String {
         .map_or_else(|| "anonymous".to_owned(), |c| c.0.0.clone())
 }
 
-/// Runs a [`Control`] call off the async threads: it reads files and waits for the health thread.
+/// Runs a [`Control`] call off the async threads: it reads and writes files and waits for the
+/// health thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
 ) -> Result<T, ControlError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
         Err(ControlError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the change failed unexpectedly; nothing was changed",
+            "the change failed unexpectedly (see the log); read the farm back to see what is in force",
         ))
     })
 }
@@ -173,4 +174,15 @@ pub async fn remove(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refused(e),
     }
+}
+
+/// Tells the control that a member's state changed (the state file is written), off the async
+/// threads.
+pub(crate) async fn changed(control: &Arc<dyn Control>) {
+    let control = Arc::clone(control);
+    let _ = blocking(move || {
+        control.changed();
+        Ok(())
+    })
+    .await;
 }

@@ -66,7 +66,7 @@ pub async fn action(
         {
             tracing::warn!(farm = %farm, panic, "panic mode {}: {why}", if panic { "on" } else { "off" });
         }
-        state.control.changed();
+        crate::control::changed(&state.control).await;
     }
     crate::json_response(StatusCode::OK, view::json(&view::member_view(m)))
 }
@@ -123,6 +123,16 @@ pub async fn patch(
         );
     }
     let who = crate::control::who(&caller);
+    // The weight first: a route change rebuilds the farm, and the rebuilt policy then starts
+    // from the new weight.
+    if let Some(weight) = patch.weight {
+        let old = m.state.weight();
+        if old != weight {
+            m.state.set_weight(weight);
+            tracing::info!(farm = %farm, member = %member, old, weight, "weight of {member} set by operator ({who})");
+            crate::control::changed(&state.control).await;
+        }
+    }
     if let Some(route) = patch.route {
         let route = (!route.is_empty()).then_some(route);
         let (control, f, m, w) = (
@@ -133,15 +143,12 @@ pub async fn patch(
         );
         if let Err(e) = crate::control::blocking(move || control.set_route(&f, &m, route, &w)).await
         {
-            return error(e.status, e.message);
-        }
-    }
-    if let Some(weight) = patch.weight {
-        let old = m.state.weight();
-        if old != weight {
-            m.state.set_weight(weight);
-            tracing::info!(farm = %farm, member = %member, old, weight, "weight of {member} set by operator ({who})");
-            state.control.changed();
+            let set = if patch.weight.is_some() {
+                " (the weight was set)"
+            } else {
+                ""
+            };
+            return error(e.status, format!("{}{set}", e.message));
         }
     }
     crate::json_response(StatusCode::OK, view::json(&view::member_view(m)))

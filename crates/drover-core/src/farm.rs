@@ -79,6 +79,16 @@ pub struct Farm {
     /// Serialises the farm's health decisions that read the whole farm (the ejection cap, panic
     /// mode): they run on flips only, never on a request that succeeds.
     health_lock: Mutex<()>,
+    /// The outlier rule's window (see [`Farm::outlier_deltas`]); carried over a rebuild.
+    outlier: Mutex<OutlierWindow>,
+}
+
+/// Where the outlier rule's current window started: each member's requests and failures then,
+/// and when the window is due to be judged (clock scale; 0 = one interval after the farm started).
+#[derive(Debug, Clone, Default)]
+struct OutlierWindow {
+    due: u64,
+    marks: Vec<(Arc<Member>, u64, u64)>,
 }
 
 impl Farm {
@@ -98,6 +108,13 @@ impl Farm {
         members: Vec<Arc<Member>>,
     ) -> Self {
         let policy = kind.build(&members);
+        // Members kept from an earlier farm bring their last load report: the new policy learns
+        // it now instead of starting blind until the next one arrives.
+        for (i, m) in members.iter().enumerate() {
+            if let Some(report) = m.reported.last() {
+                policy.on_report(&members, i, &report);
+            }
+        }
         Farm {
             name: name.into(),
             kind,
@@ -108,7 +125,62 @@ impl Farm {
             all_silent: AtomicBool::new(false),
             panic: AtomicBool::new(false),
             health_lock: Mutex::new(()),
+            outlier: Mutex::default(),
         }
+    }
+
+    /// Takes over the farm-wide state of `old`, the farm this one replaces in a rebuild: when it
+    /// started (the grace before members' first reports are due) and the outlier rule's window,
+    /// so a reload neither restarts the grace nor postpones the next judgement.
+    pub fn carrying(self, old: &Farm) -> Self {
+        let window = old
+            .outlier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        *self.outlier.lock().unwrap_or_else(|p| p.into_inner()) = window;
+        Farm {
+            started: old.started,
+            ..self
+        }
+    }
+
+    /// The outlier rule's window, judged every `interval`: `None` until it is due; then each
+    /// member's (requests, failures) since the window started (a member added since counts from
+    /// zero), and a new window starts. For the health supervisor.
+    pub fn outlier_deltas(&self, now: u64, interval: Duration) -> Option<Vec<(u64, u64)>> {
+        let mut w = self.outlier.lock().unwrap_or_else(|p| p.into_inner());
+        let due = if w.due == 0 {
+            self.started.saturating_add(clock::span(interval))
+        } else {
+            w.due
+        };
+        if now < due {
+            w.due = due;
+            return None;
+        }
+        let deltas = self
+            .members
+            .iter()
+            .map(|m| {
+                let (r0, f0) = w
+                    .marks
+                    .iter()
+                    .find(|(was, _, _)| Arc::ptr_eq(was, m))
+                    .map_or((0, 0), |&(_, r, f)| (r, f));
+                (
+                    m.stats.requests().saturating_sub(r0),
+                    m.stats.failures().saturating_sub(f0),
+                )
+            })
+            .collect();
+        w.marks = self
+            .members
+            .iter()
+            .map(|m| (Arc::clone(m), m.stats.requests(), m.stats.failures()))
+            .collect();
+        w.due = now.saturating_add(clock::span(interval));
+        Some(deltas)
     }
 
     /// Sets the farm's health rules.

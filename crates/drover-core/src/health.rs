@@ -76,6 +76,39 @@ pub struct Health {
     /// Flips counted per flag, indexed by [`Flag::index`].
     flips: [AtomicU64; Flag::COUNT],
     last: Mutex<Option<Transition>>,
+    /// The active check's results in a row.
+    pub probes: ProbeStreak,
+}
+
+/// The active check's passes or failures in a row and when it last ran, kept on the member (not
+/// in the check's task) so the count goes on when the checks restart over a reloaded config: a
+/// member failing its checks reaches `fall` even if reloads come faster than `fall` checks.
+#[derive(Debug, Default)]
+pub struct ProbeStreak {
+    passed: AtomicU32,
+    failed: AtomicU32,
+    last: AtomicU64,
+}
+
+impl ProbeStreak {
+    /// A check passed at `now`; returns the passes in a row.
+    pub fn pass(&self, now: u64) -> u32 {
+        self.failed.store(0, Relaxed);
+        self.last.store(now, Relaxed);
+        self.passed.fetch_add(1, Relaxed).saturating_add(1)
+    }
+
+    /// A check failed at `now`; returns the failures in a row.
+    pub fn fail(&self, now: u64) -> u32 {
+        self.passed.store(0, Relaxed);
+        self.last.store(now, Relaxed);
+        self.failed.fetch_add(1, Relaxed).saturating_add(1)
+    }
+
+    /// When a check last ran (clock scale), if one ever did.
+    pub fn last(&self) -> Option<u64> {
+        Some(self.last.load(Relaxed)).filter(|&t| t != 0)
+    }
 }
 
 impl Health {

@@ -35,7 +35,7 @@ pub mod rng;
 pub mod sticky;
 
 pub use farm::{Farm, HealthRules, PassiveRules};
-pub use health::{Health, Transition};
+pub use health::{Health, ProbeStreak, Transition};
 pub use latency::{LatencyHistogram, LatencySnapshot};
 pub use member::{Flag, Member, MemberSpec, MemberState, MemberStats};
 pub use policy::{HashKey, PickContext, Policy, PolicyKind};

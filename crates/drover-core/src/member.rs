@@ -466,6 +466,14 @@ impl Member {
         Some(t)
     }
 
+    /// Starts the member's slow start at `now` (a member added at run time), when it is up; the
+    /// farm's `slow_start` decides whether and how long it ramps.
+    pub fn start_ramp(&self, now: u64) {
+        if self.state.is_up() {
+            self.health.up_since.store(now.max(1), Relaxed);
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.name
     }

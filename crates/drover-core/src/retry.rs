@@ -41,6 +41,12 @@ impl RetryBudget {
         }
     }
 
+    /// Whether this budget was made by `RetryBudget::new(ratio, floor_per_sec)`: a rebuild keeps
+    /// a budget (and what it has spent) whose rules did not change.
+    pub fn has_rules(&self, ratio: f64, floor_per_sec: u32) -> bool {
+        self.ratio == ratio.clamp(0.0, 1.0) && self.floor_per_sec == floor_per_sec
+    }
+
     fn slot(&self, now: u64) -> &Slot {
         let sec = now / 1_000_000_000 + 1;
         let slot = &self.slots[(sec % WINDOW_SECS) as usize];

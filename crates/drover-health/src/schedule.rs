@@ -217,22 +217,35 @@ async fn check_member(
     grid: Instant,
 ) {
     let member = &farm.members[index];
+    let streak = &member.health.probes;
     let mut state = ProbeState::default();
-    let (mut passed, mut failed) = (0u32, 0u32);
     let step = SLOT.min(check.interval.min(check.down_interval) / 8);
-    // Spread the members' first checks over one interval.
-    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     // The schedule runs on nominal times; only the wake-ups are rounded to the grid, so rounding
     // never stretches the interval.
-    let mut due = Instant::now() + check.interval.mul_f64(unit);
+    let mut due = match streak.last() {
+        // Checked before this restart (a reload): the next check is one interval after the last.
+        Some(last) => {
+            let base = if member.state.get(drover_core::Flag::Up) {
+                check.interval
+            } else {
+                check.down_interval
+            };
+            let since = Duration::from_nanos(clock::now().saturating_sub(last));
+            Instant::now() + base.saturating_sub(since)
+        }
+        // Spread the members' first checks over one interval.
+        None => {
+            let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            Instant::now() + check.interval.mul_f64(unit)
+        }
+    };
     sleep_until(on_grid(due, grid, step)).await;
     loop {
         let result = probe.run(&mut state).await;
         let up = member.state.get(drover_core::Flag::Up);
         let flip = match result {
             Ok(_) => {
-                failed = 0;
-                passed = passed.saturating_add(1);
+                let passed = streak.pass(clock::now());
                 (!up && passed >= check.rise).then(|| {
                     farm.set_up(
                         index,
@@ -243,8 +256,7 @@ async fn check_member(
                 })
             }
             Err(e) => {
-                passed = 0;
-                failed = failed.saturating_add(1);
+                let failed = streak.fail(clock::now());
                 (up && failed >= check.fall).then(|| {
                     farm.set_up(
                         index,
@@ -277,14 +289,6 @@ async fn check_member(
 /// is far above the rest of the farm's.
 async fn supervise(farm: Arc<Farm>) {
     let rules = farm.rules.passive.clone();
-    let sample = |farm: &Farm| -> Vec<(u64, u64)> {
-        farm.members
-            .iter()
-            .map(|m| (m.stats.requests(), m.stats.failures()))
-            .collect()
-    };
-    let mut previous = sample(&farm);
-    let mut next_judgement = Instant::now() + rules.outlier_interval;
     let mut tick = tokio::time::interval(RETURN_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -292,17 +296,14 @@ async fn supervise(farm: Arc<Farm>) {
         for (index, t) in farm.return_ejected(clock::now()) {
             log(&farm, index, &t);
         }
-        if rules.outlier.factor <= 0.0 || Instant::now() < next_judgement {
+        if rules.outlier.factor <= 0.0 {
             continue;
         }
-        next_judgement = Instant::now() + rules.outlier_interval;
-        let current = sample(&farm);
-        let deltas: Vec<(u64, u64)> = current
-            .iter()
-            .zip(&previous)
-            .map(|(c, p)| (c.0.saturating_sub(p.0), c.1.saturating_sub(p.1)))
-            .collect();
-        previous = current;
+        // The window lives in the farm, so a reload (which restarts this task over the new farm)
+        // neither loses nor postpones it.
+        let Some(deltas) = farm.outlier_deltas(clock::now(), rules.outlier_interval) else {
+            continue;
+        };
         for o in outliers(&deltas, &rules.outlier) {
             let interval = rules.outlier_interval;
             if let Some(t) = farm.eject(o.index, clock::now(), || {

@@ -101,8 +101,16 @@ fn a_member_failing_far_more_than_the_rest_is_ejected_as_an_outlier() {
         n += 1;
         std::thread::sleep(Duration::from_micros(200));
     }
+    // m0 failed every other request; a window's edge may cut between the two halves of a pair,
+    // so its measured rate is 50% give or take one request in the window (min_requests = 20).
     let t = farm.members[0].health.last_transition().unwrap();
-    assert!(t.reason.starts_with("error rate 50%"), "{t}");
+    let rate: u32 = t
+        .reason
+        .strip_prefix("error rate ")
+        .and_then(|r| r.split('%').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!((45..=55).contains(&rate), "{t}");
     assert!(!farm.members[1].state.get(Flag::Ejected));
     assert!(!farm.members[2].state.get(Flag::Ejected));
 }

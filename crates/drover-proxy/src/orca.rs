@@ -18,6 +18,8 @@ use drover_core::clock;
 use drover_core::report::orca;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use std::sync::Arc;
+
 use crate::pool::Upstream;
 use crate::state::FarmState;
 
@@ -34,7 +36,17 @@ pub fn take(farm: &FarmState, up: &Upstream, headers: &mut HeaderMap) {
     let Some(value) = headers.remove(HEADER) else {
         return;
     };
-    let Some(index) = up.index.filter(|_| farm.orca) else {
+    if !farm.orca {
+        return;
+    }
+    // The member's place in this snapshot's farm (a pool kept over a rebuild may have moved; a
+    // sorry member has none).
+    let Some(index) = farm
+        .farm
+        .members
+        .iter()
+        .position(|m| Arc::ptr_eq(m, &up.member))
+    else {
         return;
     };
     let now = clock::now();

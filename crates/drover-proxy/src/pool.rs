@@ -17,7 +17,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed, Ordering::SeqCst, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed, Ordering::SeqCst, fence};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,12 +60,21 @@ pub struct Upstream {
     pub(crate) settings: PoolSettings,
     idle: Box<[Mutex<Vec<Idle>>]>,
     connecting: AtomicU32,
-    waiting: AtomicU32,
-    freed: Notify,
+    /// Shared with the pools this member had before and will have after a rebuild: the member's
+    /// connection cap counts all of them, so a request waiting in one must wake when another
+    /// frees a connection.
+    slots: Arc<Slots>,
+    /// Replaced by a rebuild: idle connections were closed and returned ones are not kept.
+    retired: AtomicBool,
     /// Rate limit for this member's warnings.
     pub warn: LogLimit,
-    /// The member's index in its farm; `None` for a sorry member, which is in no farm.
-    pub index: Option<usize>,
+}
+
+/// Requests waiting for a member's connection cap, and their wake-up.
+#[derive(Default)]
+struct Slots {
+    waiting: AtomicU32,
+    freed: Notify,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -97,17 +106,37 @@ impl Upstream {
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
             connecting: AtomicU32::new(0),
-            waiting: AtomicU32::new(0),
-            freed: Notify::new(),
+            slots: Arc::default(),
+            retired: AtomicBool::new(false),
             warn: LogLimit::default(),
-            index: None,
         }
     }
 
-    /// Marks this upstream as member `index` of its farm.
-    pub fn with_index(mut self, index: usize) -> Self {
-        self.index = Some(index);
-        self
+    /// A new pool for the same member with other settings, to replace this one in a rebuild: the
+    /// two share the member's connection cap and its waiting requests.
+    pub fn successor(&self, settings: PoolSettings, workers: usize) -> Self {
+        let mut next = Upstream::new(Arc::clone(&self.member), settings, workers);
+        next.slots = Arc::clone(&self.slots);
+        next
+    }
+
+    /// Takes this pool out of service after a rebuild replaced it (or its member went): closes its
+    /// idle connections now; connections lent out close when their requests end instead of coming
+    /// back. Without this the idle ones would hold their sockets, and slots of the member's
+    /// `max_connections`, for as long as the process lives.
+    pub fn retire(&self) {
+        self.retired.store(true, Relaxed);
+        for list in self.idle.iter() {
+            // Dropped outside the lock: closing wakes the connection tasks.
+            let closed = std::mem::take(&mut *list.lock().unwrap_or_else(|p| p.into_inner()));
+            drop(closed);
+        }
+        self.wake();
+    }
+
+    /// Whether [`retire`](Upstream::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Relaxed)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -123,13 +152,13 @@ impl Upstream {
         let deadline = now + self.settings.connect_timeout;
         // Slow path. Counted as waiting throughout, so a connection returned at any moment from
         // here on wakes this request (no lost wakeup between a failed check and the wait).
-        self.waiting.fetch_add(1, Relaxed);
+        self.slots.waiting.fetch_add(1, Relaxed);
         // Pairs with the fence in `wake`: either this request sees the freed slot or connection,
         // or the freeing side sees `waiting` and notifies (needed on weakly ordered CPUs).
         fence(SeqCst);
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = Waiting(&self.slots.waiting);
         loop {
-            let freed = self.freed.notified();
+            let freed = self.slots.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             if let Some(conn) = self.take_idle(worker, Instant::now()) {
@@ -166,7 +195,9 @@ impl Upstream {
         }
         {
             let mut idle = self.lock(worker);
-            if idle.len() >= self.settings.max_idle {
+            // Read under the lock `retire` empties the list with, so a connection is either
+            // refused here or cleared there, never left behind in a retired pool.
+            if idle.len() >= self.settings.max_idle || self.retired.load(Relaxed) {
                 return; // dropped: closes, and frees a slot via the connection task
             }
             idle.push(Idle { conn, since });
@@ -231,8 +262,8 @@ impl Upstream {
 
     fn wake(&self) {
         fence(SeqCst);
-        if self.waiting.load(Relaxed) > 0 {
-            self.freed.notify_waiters();
+        if self.slots.waiting.load(Relaxed) > 0 {
+            self.slots.freed.notify_waiters();
         }
     }
 

@@ -8,9 +8,10 @@
 //! A reload, a member added or removed at run time and a route changed by the operator all build a
 //! new snapshot with [`Routing::rebuild`], which carries the runtime state over: a member whose
 //! farm, name and address are unchanged is the same `Arc<Member>` (flags, operator's weight and
-//! route, counters, latency, load reports, health), keeps its connection pool when the pool
-//! settings and its place in the farm are unchanged, and a farm keeps its counters and its learned
-//! sticky sessions. Where the new config changes one of a member's own values (weight, `enabled`,
+//! route, counters, latency, last load report, which the new policy learns again, health), keeps
+//! its connection pool wherever its place in the farm is (a pool whose settings changed is
+//! replaced, and the old one retired: its idle connections close), and a farm keeps its counters,
+//! its retry budget, its report grace and outlier window, and its learned sticky sessions. Where the new config changes one of a member's own values (weight, `enabled`,
 //! `route`) the config wins; where it does not, the operator's value stays.
 
 use std::sync::Arc;
@@ -74,7 +75,8 @@ pub struct FarmState {
     /// Most other members one request may try after a failure `retry_on` allows.
     pub retries: u32,
     pub retry_on: RetryOn,
-    pub budget: RetryBudget,
+    /// Kept over a rebuild while its rules are unchanged.
+    pub budget: Arc<RetryBudget>,
     /// Which failures count against a member (passive checks).
     pub count: FailureKinds,
     /// Keep a down member's pooled connections (true) or close them (false).
@@ -154,7 +156,22 @@ impl Routing {
                 trusted: l.trusted_proxies.clone(),
             })
             .collect();
-        Routing { listeners, farms }
+        let routing = Routing { listeners, farms };
+        if let Some(old) = old {
+            routing.retire_replaced(old);
+        }
+        routing
+    }
+
+    /// Retires the pools of `old` this snapshot no longer uses (members removed, or pools
+    /// replaced for new settings), so their idle connections close instead of lingering.
+    fn retire_replaced(&self, old: &Routing) {
+        let kept: Vec<&Arc<Upstream>> = self.farms.iter().flat_map(FarmState::pools).collect();
+        for up in old.farms.iter().flat_map(FarmState::pools) {
+            if !kept.iter().any(|k| Arc::ptr_eq(k, up)) {
+                up.retire();
+            }
+        }
     }
 
     pub fn farm(&self, name: &str) -> Option<&FarmState> {
@@ -181,22 +198,25 @@ impl FarmState {
                 None => Arc::new(Member::new(spec.clone())),
             })
             .collect();
-        let farm = Arc::new(
-            Farm::with_members(cfg.name.clone(), cfg.policy.clone(), members)
-                .with_rules(health_rules(cfg)),
-        );
+        let mut farm = Farm::with_members(cfg.name.clone(), cfg.policy.clone(), members)
+            .with_rules(health_rules(cfg));
+        if let Some(o) = old {
+            farm = farm.carrying(&o.farm);
+        }
+        let farm = Arc::new(farm);
         let upstreams = farm
             .members
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                // The same member at the same place with the same settings keeps its pool.
-                let kept = old
-                    .and_then(|o| o.upstreams.get(i))
-                    .filter(|up| Arc::ptr_eq(&up.member, m) && up.settings == settings);
-                match kept {
-                    Some(up) => Arc::clone(up),
-                    None => Arc::new(Upstream::new(Arc::clone(m), settings, workers).with_index(i)),
+            .map(|m| {
+                // A kept member keeps its pool, wherever it now is in the farm, unless the pool
+                // settings changed: then its new pool shares the member's connection cap with the
+                // old one, which `Routing::rebuild` retires.
+                let was =
+                    old.and_then(|o| o.upstreams.iter().find(|up| Arc::ptr_eq(&up.member, m)));
+                match was {
+                    Some(up) if up.settings == settings => Arc::clone(up),
+                    Some(up) => Arc::new(up.successor(settings, workers)),
+                    None => Arc::new(Upstream::new(Arc::clone(m), settings, workers)),
                 }
             })
             .collect();
@@ -252,7 +272,15 @@ impl FarmState {
             timeouts: cfg.timeouts,
             retries: cfg.retries,
             retry_on: cfg.retry_on.clone(),
-            budget: RetryBudget::new(cfg.retry_budget.ratio, cfg.retry_budget.floor_per_sec),
+            budget: match old.map(|o| &o.budget) {
+                Some(b) if b.has_rules(cfg.retry_budget.ratio, cfg.retry_budget.floor_per_sec) => {
+                    Arc::clone(b)
+                }
+                _ => Arc::new(RetryBudget::new(
+                    cfg.retry_budget.ratio,
+                    cfg.retry_budget.floor_per_sec,
+                )),
+            },
             count: cfg.passive.count.clone(),
             quiescent: cfg.quiescent,
             counters: old.map_or_else(Default::default, |o| Arc::clone(&o.counters)),
@@ -266,6 +294,15 @@ impl FarmState {
             sticky,
             specs: cfg.members.clone(),
         }
+    }
+
+    /// Every pool of the farm: the members' and the sorry member's.
+    fn pools(&self) -> impl Iterator<Item = &Arc<Upstream>> {
+        let sorry = match &self.outage {
+            OutageAction::Sorry(up) => Some(up),
+            _ => None,
+        };
+        self.upstreams.iter().chain(sorry)
     }
 
     /// The member of this snapshot that `spec` names (same name and address), with the spec it

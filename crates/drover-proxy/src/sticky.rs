@@ -143,8 +143,9 @@ impl StickyState {
 
     /// Builds the farm's sticky state for a new snapshot. Learn mode keeps the sessions `old`
     /// learned: the same table when the members are the same, in the same order, and the table's
-    /// size is unchanged (so nothing learned during the swap is lost), else a copy with each
-    /// session moved to its member's new place (sessions of members that are gone are dropped).
+    /// size and time to live are unchanged (so nothing learned during the swap is lost), else a
+    /// copy in the same LRU order with each session moved to its member's new place (sessions of
+    /// members that are gone are dropped; the coldest go first when the new table is smaller).
     pub fn rebuild(
         cfg: &Sticky,
         farm: &Farm,
@@ -163,12 +164,16 @@ impl StickyState {
                 .iter()
                 .zip(&farm.members)
                 .all(|(a, b)| Arc::ptr_eq(a, b));
-        if same_members && old_table.capacity() == new.capacity() {
+        if same_members && old_table.capacity() == new.capacity() && old_table.ttl() == new.ttl() {
             state.table = Some(Arc::clone(old_table));
             return state;
         }
         let now = drover_core::clock::now();
-        for (key, member, idle) in old_table.entries(now) {
+        // Least recently used first, so the copy's LRU order is the old table's: when it is
+        // smaller, the sessions that go are the coldest.
+        let mut entries = old_table.entries(now);
+        entries.sort_by_key(|&(_, _, idle)| std::cmp::Reverse(idle));
+        for (key, member, idle) in entries {
             let Some(was) = old_farm.members.get(member) else {
                 continue;
             };
@@ -627,5 +632,38 @@ mod tests {
         let forged = format!("{}{last}", &value[..value.len() - 1]);
         let (session, v) = s.resolve(&farm, b"/", &cookies(&forged), 0);
         assert_eq!((session.holder, v), (None, Verdict::Pick));
+    }
+
+    #[test]
+    fn a_rebuild_copies_learned_sessions_coldest_first_and_follows_a_new_ttl() {
+        let old_farm = Arc::new(farm());
+        let mut cfg = sticky(StickyMode::Learn, "PHPSESSID");
+        cfg.max_sessions = 3;
+        let old = StickyState::build(&cfg, &old_farm);
+        let table = old.table.as_ref().unwrap();
+        let now = drover_core::clock::now();
+        // Session 1 is the coldest, 3 the most recently used.
+        for (key, at) in [(1, now - 3), (2, now - 2), (3, now - 1)] {
+            table.learn(key, 0, at);
+        }
+
+        // Same members, same size, new ttl: a copy, not the same table, with the new ttl.
+        cfg.ttl = std::time::Duration::from_secs(120);
+        let same = StickyState::rebuild(&cfg, &old_farm, Some((&old, &old_farm)));
+        let copy = same.table.as_ref().unwrap();
+        assert!(!Arc::ptr_eq(copy, table));
+        assert_eq!(copy.ttl(), drover_core::clock::span(cfg.ttl));
+        assert_eq!(copy.len(), 3);
+
+        // A smaller table over members in another order: the coldest session goes.
+        let members: Vec<_> = old_farm.members.iter().rev().cloned().collect();
+        let new_farm = Farm::with_members("app", PolicyKind::RoundRobin, members);
+        cfg.max_sessions = 2;
+        let small = StickyState::rebuild(&cfg, &new_farm, Some((&old, &old_farm)));
+        let small = small.table.as_ref().unwrap();
+        assert_eq!(small.get(1, now), None, "the coldest session was dropped");
+        // m1 was first and is now last.
+        assert_eq!(small.get(2, now), Some(2));
+        assert_eq!(small.get(3, now), Some(2));
     }
 }

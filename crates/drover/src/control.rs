@@ -16,8 +16,8 @@
 //!
 //! What a reload cannot apply, because it lives in the sockets or threads made at start, is
 //! reported and logged, not silently dropped: changed `listen` addresses refuse the reload (use a
-//! binary upgrade), and `[server]` threads/grace, listener limits, idle timeouts and trusted
-//! proxies, the admin `listen` and `[reports]` are listed under `not_applied`.
+//! binary upgrade), and `[server]` threads/grace, listeners' header limits, idle timeouts and
+//! trusted proxies, the admin `listen` and `[reports]` are listed under `not_applied`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -39,6 +39,9 @@ pub struct Process {
     /// `[server] state_file`, fixed at start (a reload cannot move it: see `not_applied`).
     state_path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// One state file write at a time (changes come from the API's blocking tasks, reloads and
+    /// shutdown at once).
+    saving: Mutex<()>,
     admin: OnceLock<Weak<AdminState>>,
 }
 
@@ -59,6 +62,7 @@ impl Process {
                 config,
                 health: Some(health),
             }),
+            saving: Mutex::new(()),
             admin: OnceLock::new(),
         })
     }
@@ -80,23 +84,30 @@ impl Process {
     fn apply(&self, inner: &mut Inner, config: Config) -> Result<(), ControlError> {
         let routing = Routing::rebuild(&config, self.proxy.threads(), Some(&self.proxy.routing()));
         self.proxy.swap(routing);
-        if let Some(old) = inner.health.take() {
-            old.stop();
-        }
-        match start_health(&config, &self.proxy) {
-            Ok(h) => inner.health = Some(h),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "health checks did not restart");
-                inner.config = config;
-                return Err(ControlError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the change is in force, but the health checks did not restart: {e:#}"),
-                ));
-            }
-        }
         inner.config = config;
         self.save();
-        Ok(())
+        // The checks follow the new farms. The new ones start before the old ones stop, so the
+        // members are never unwatched; the checks' counts (passes and failures in a row) live on
+        // the members and carry on. If the new ones cannot start, the old ones keep watching the
+        // members they share with the new config.
+        match start_health(&inner.config, &self.proxy) {
+            Ok(h) => {
+                if let Some(old) = inner.health.replace(h) {
+                    old.stop();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "health checks did not restart; the previous ones go on");
+                Err(ControlError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the change is in force, but the health checks did not restart (the \
+                         previous ones go on, over the members the change kept): {e:#}"
+                    ),
+                ))
+            }
+        }
     }
 
     /// Writes the state file, when there is one.
@@ -104,6 +115,8 @@ impl Process {
         let Some(path) = &self.state_path else {
             return;
         };
+        let _one = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: the last writer writes the latest state.
         if let Err(e) = statefile::save(path, &self.proxy.routing()) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the state file");
         }
@@ -175,8 +188,13 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
                 ),
             ));
         }
-        if a.limits != b.limits {
-            not_applied.push(format!("listener {:?}: limits (need a restart)", a.name));
+        if (a.limits.max_header_bytes, a.limits.max_headers)
+            != (b.limits.max_header_bytes, b.limits.max_headers)
+        {
+            not_applied.push(format!(
+                "listener {:?}: max_header_bytes, max_headers (need a restart; max_uri_bytes is applied)",
+                a.name
+            ));
         }
         if a.idle_timeout != b.idle_timeout {
             not_applied.push(format!(
@@ -223,6 +241,9 @@ impl Control for Process {
                 "this drover was started without a config file (the demo); there is nothing to reload",
             ));
         };
+        // The file is read under the lock: of two reloads at once, the later one reads the file
+        // last and its config is the one left in force.
+        let mut inner = self.lock();
         let new = drover_config::load(path).map_err(|e| {
             tracing::warn!(path = %path.display(), "reload refused, the old config stays:\n{e}");
             refuse(
@@ -230,7 +251,6 @@ impl Control for Process {
                 format!("{} is invalid; the old config stays:\n{e}", path.display()),
             )
         })?;
-        let mut inner = self.lock();
         let not_applied = compare(&inner.config, &new).inspect_err(|e| {
             tracing::warn!(path = %path.display(), "reload refused: {}", e.message);
         })?;
@@ -254,10 +274,13 @@ impl Control for Process {
             not_applied,
         };
         let admin = new.admin.clone();
-        self.apply(&mut inner, new)?;
+        let applied = self.apply(&mut inner, new);
+        // The new config is in force even if its health checks did not start: so are its
+        // credentials.
         if let (Some(a), Some(state)) = (admin, self.admin.get().and_then(Weak::upgrade)) {
             state.set_credentials(&a);
         }
+        applied?;
         tracing::info!(
             by = who,
             path = %path.display(),
@@ -314,6 +337,16 @@ impl Control for Process {
                 format!("farm {farm:?} already has a member {:?}", member.name),
             ));
         }
+        if let Some(other) = f.farm.members.iter().find(|m| m.addr() == member.address) {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                format!(
+                    "member {:?} of farm {farm:?} already has address {}",
+                    other.name(),
+                    member.address
+                ),
+            ));
+        }
         if let Some(route) = &member.route {
             check_route(f, route, None)?;
         }
@@ -338,6 +371,16 @@ impl Control for Process {
             s.redirects.push(None);
         }
         self.apply(&mut inner, config)?;
+        // A member added at run time ramps up like one that comes back up (the farm's
+        // `slow_start`), instead of taking a full share of a busy farm's traffic at once.
+        if let Some(m) = self
+            .proxy
+            .routing()
+            .farm(farm)
+            .and_then(|f| f.farm.member(&member.name))
+        {
+            m.start_ramp(drover_core::clock::now());
+        }
         tracing::info!(by = who, farm, member = %member.name, address = %member.address, "member added");
         Ok(())
     }
@@ -357,6 +400,9 @@ impl Control for Process {
                 format!("farm {farm:?} has no member {member:?}"),
             ));
         };
+        if let Some(route) = &fc.members[i].route {
+            redirected_to(fc, route, "remove it")?;
+        }
         if fc.members.len() == 1 {
             return Err(refuse(
                 StatusCode::CONFLICT,
@@ -418,6 +464,12 @@ impl Control for Process {
         if m.route().as_deref() == route.as_deref() {
             return Ok(());
         }
+        if let (Some(old), Some(fc)) = (
+            m.route(),
+            inner.config.farms.iter().find(|c| c.name == farm),
+        ) {
+            redirected_to(fc, &old, "change its route")?;
+        }
         m.set_route(route.as_deref());
         let config = inner.config.clone();
         self.apply(&mut inner, config)?;
@@ -451,6 +503,30 @@ fn check_route(
         Some(other) => Err(refuse(
             StatusCode::CONFLICT,
             format!("member {:?} already has route {route:?}", other.name()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses to take route `route` away while another member's `redirect` names it: the redirect
+/// would silently stop working, or go to whichever member takes the route next.
+fn redirected_to(fc: &drover_config::Farm, route: &str, action: &str) -> Result<(), ControlError> {
+    let Some(sticky) = &fc.sticky else {
+        return Ok(());
+    };
+    match sticky
+        .redirects
+        .iter()
+        .zip(&fc.members)
+        .find(|(r, _)| r.as_deref() == Some(route))
+    {
+        Some((_, by)) => Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "member {:?} has redirect = {route:?}; change its redirect in the config and \
+                 reload before you {action}",
+                by.name
+            ),
         )),
         None => Ok(()),
     }

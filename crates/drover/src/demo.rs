@@ -27,6 +27,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         .build()
         .context("cannot start the demo runtime")?;
     rt.block_on(async move {
+        let signals = crate::Signals::new()?;
         let mut members = Vec::new();
         for (name, latency) in MEMBERS {
             let m = TestMember::start(MemberConfig::new(name).latency(Latency::Fixed(latency)))
@@ -41,7 +42,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         let proxy = Proxy::start(&config, Options { threads: Some(1) })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
         print_intro(proxy.addr(), admin, &token, &members);
-        crate::serve_until_signal(None, config, proxy).await
+        crate::serve_until_signal(None, config, proxy, signals).await
     })
 }
 

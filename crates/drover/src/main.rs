@@ -134,15 +134,35 @@ fn raise_fd_limit() {
 fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     raise_fd_limit();
-    let proxy = Proxy::start_prepared(&config, Options { threads }, |routing, threads| {
-        control::restore(&config, routing, threads)
-    })
-    .context("cannot start the proxy")?;
+    if let Some(state) = &config.server.state_file {
+        statefile::check_writable(state).with_context(|| {
+            format!(
+                "[server] state_file = {:?} cannot be written, so the operator's changes would \
+                 not survive a restart; fix its directory's permissions or change the key",
+                state.display()
+            )
+        })?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
-    rt.block_on(serve_until_signal(Some(path.to_path_buf()), config, proxy))
+    // Watched before the first socket opens: a SIGHUP or SIGTERM that comes while drover starts
+    // is acted on once it serves, instead of killing it (the default action).
+    let signals = {
+        let _rt = rt.enter();
+        Signals::new()?
+    };
+    let proxy = Proxy::start_prepared(&config, Options { threads }, |routing, threads| {
+        control::restore(&config, routing, threads)
+    })
+    .context("cannot start the proxy")?;
+    rt.block_on(serve_until_signal(
+        Some(path.to_path_buf()),
+        config,
+        proxy,
+        signals,
+    ))
 }
 
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
@@ -151,6 +171,7 @@ pub(crate) async fn serve_until_signal(
     path: Option<PathBuf>,
     config: drover_config::Config,
     proxy: Proxy,
+    mut signals: Signals,
 ) -> anyhow::Result<()> {
     let proxy = Arc::new(proxy);
     let process = Arc::new(control::Process::start(path, config, Arc::clone(&proxy))?);
@@ -171,7 +192,6 @@ pub(crate) async fn serve_until_signal(
         process.attach_admin(&state);
         tokio::spawn(drover_admin::serve(listener, state));
     }
-    let mut signals = Signals::new()?;
     // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT.
     while let Signal::Reload = signals.next().await {
         let p = Arc::clone(&process);
@@ -180,6 +200,7 @@ pub(crate) async fn serve_until_signal(
     }
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     proxy.shutdown();
+    process.save();
     // A second signal during the grace period means "now": exit without waiting.
     tokio::select! {
         _ = proxy.stopped() => tracing::info!("stopped"),
@@ -196,14 +217,15 @@ enum Signal {
 }
 
 /// SIGHUP (reload), SIGTERM and SIGINT (stop), watched from start to exit.
-struct Signals {
+pub(crate) struct Signals {
     hup: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn new() -> anyhow::Result<Self> {
+    /// Must be called inside a tokio runtime (its signal driver).
+    pub(crate) fn new() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,

@@ -1,8 +1,10 @@
 //! The state file (`[server] state_file`): the operator's run-time changes to members, kept on
 //! disk so they survive a restart.
 //!
-//! Written whole after every change (to `<path>.tmp`, then renamed over the file, so a crash
-//! mid-write leaves the previous version), and read once at start. Per member it keeps what the
+//! Written whole after every change, one write at a time (to a new temporary file beside it,
+//! synced, then renamed over it and the directory synced, so a crash at any moment leaves the
+//! previous version or the new one), and at shutdown; read once at start. A state file drover
+//! cannot write stops it at start with the reason. Per member it keeps what the
 //! operator can change (on/off, draining, weight, route) beside the values the config had when it
 //! was written: at start, a value the config has changed since wins over the saved one, exactly as
 //! on a reload; a value the config left alone takes the saved one. Members are matched by farm,
@@ -63,14 +65,56 @@ pub fn save(path: &Path, routing: &Routing) -> std::io::Result<()> {
         farms,
     };
     let text = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    write_atomically(path, &text)
 }
 
+/// Writes `bytes` to a new file beside `path` and renames it over `path`, with both synced to
+/// disk: a crash at any moment leaves the old file or the new one, whole. The temporary file is
+/// created new (never through an existing file or symlink) and readable by its owner only. The
+/// caller serialises writers ([`crate::control::Process::save`]).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = tmp_path(path);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename is durable once the directory is.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Whether the state file can be written: at start, so a state file that would silently not
+/// keep the operator's changes stops drover with the reason instead. Writes nothing over `path`.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    std::fs::remove_file(&tmp)
+}
+
+/// `<path>.<pid>.<n>.tmp`: unique to this process and write.
 fn tmp_path(path: &Path) -> PathBuf {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 
@@ -78,7 +122,9 @@ fn saved(m: &Member, spec: &MemberSpec) -> SavedMember {
     SavedMember {
         address: m.addr().to_string(),
         on: m.state.get(Flag::On),
-        draining: m.state.get(Flag::Draining),
+        // The operator's drain only: an agent's or a report's is the member's to repeat, and
+        // saved here it would outlive the agent's next "ready" across a restart.
+        draining: m.state.get(Flag::Draining) && !m.reported.holds_drain(),
         weight: m.state.weight(),
         route: m.route().map(|r| r.to_string()),
         config: SavedConfig {

@@ -256,12 +256,15 @@ async fn a_bad_file_changes_nothing_and_says_why() {
     );
     assert!(why.contains("weight"), "{why}");
 
-    // By SIGHUP: logged, and nothing changed.
+    // By SIGHUP: logged with the errors, and nothing changed.
     let since = drover.log_len();
     drover.signal("HUP");
     drover.wait_for_log(since, &["reload refused"]).await;
-    let r = drover_testkit::client::get(listen, "/").await;
-    assert_eq!(r.status, 200);
+    let log = drover.stderr()[since..].to_owned();
+    assert!(log.contains("retrys"), "{log}");
+    assert!(!log.contains("config reloaded"), "{log}");
+    let f = farm(admin).await;
+    assert_eq!(member(&f, "m1")["weight"], 1, "{f:#}");
 
     // A listener's address cannot change by reload (the sockets stay): 409, and it still serves.
     let moved = good.replace(&listen.to_string(), &free_addr().to_string());
@@ -384,6 +387,11 @@ async fn members_are_added_removed_and_rerouted_at_run_time() {
             409,
             "already has route",
         ),
+        (
+            &format!(r#"{{"name": "m2", "address": "{}"}}"#, ms[0].addr()),
+            409,
+            "already has address",
+        ),
     ] {
         let r = post(admin, "/api/v1/farms/app/members", body).await;
         assert_eq!(r.status, status, "{body}: {}", r.text());
@@ -486,4 +494,77 @@ async fn members_are_added_removed_and_rerouted_at_run_time() {
     assert_eq!(done["removed"], serde_json::json!(["app/m2"]), "{done:#}");
     let r = drover_testkit::client::get(listen, "/").await;
     assert_eq!(r.text(), "m1\n");
+}
+
+/// A member's connection pool follows it when its place in the farm changes, and a pool replaced
+/// by new settings closes its connections: with `max_connections = 1`, a lingering old connection
+/// would hold the member's only slot and every request after the change would fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_follow_their_members_and_replaced_pools_close() {
+    let mut ms = Vec::new();
+    for name in ["m1", "m2"] {
+        ms.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
+    }
+    let (listen, admin, state) = (free_addr(), free_addr(), temp_path("state.json"));
+    let text = config(
+        listen,
+        admin,
+        &state,
+        &[("m1", ms[0].addr(), ""), ("m2", ms[1].addr(), "")],
+    )
+    .replace(
+        "policy = \"round-robin\"",
+        "policy = \"round-robin\"\nmax_connections = 1",
+    );
+    let mut drover = Drover::serve(&text);
+    drover.wait_listening(admin).await;
+    drover.wait_listening(listen).await;
+    let path = drover.config_path().unwrap().to_owned();
+    let get_all = |n: usize| async move {
+        for i in 0..n {
+            let r = drover_testkit::client::get(listen, "/").await;
+            assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        }
+    };
+    get_all(4).await;
+    assert_eq!(ms[1].open_connections(), 1, "one pooled connection to m2");
+
+    // New pool settings: new pools; the old ones close their idle connections.
+    std::fs::write(
+        &path,
+        text.replace(
+            "max_connections = 1",
+            "max_connections = 1\npool_idle_timeout = \"30s\"",
+        ),
+    )
+    .unwrap();
+    let r = post(admin, "/api/v1/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    get_all(6).await;
+    eventually("the replaced pools' connections close", || {
+        ms[0].open_connections() == 1 && ms[1].open_connections() == 1
+    })
+    .await;
+
+    // m1 goes: m2 moves to the farm's first place and keeps its pool (no new connection).
+    let accepted = ms[1].connections();
+    let r = call(
+        admin,
+        Method::DELETE,
+        "/api/v1/farms/app/members/m1",
+        b"",
+        &bearer(),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    get_all(6).await;
+    assert_eq!(
+        ms[1].connections(),
+        accepted,
+        "m2's pooled connection was reused"
+    );
+    eventually("m1's pool closes with its member", || {
+        ms[0].open_connections() == 0
+    })
+    .await;
 }

@@ -156,6 +156,11 @@ impl SessionTable {
         self.len() == 0
     }
 
+    /// How long an entry lives after its last use, on the [`clock`] scale.
+    pub fn ttl(&self) -> u64 {
+        self.ttl
+    }
+
     /// The most entries the table holds (`max_sessions`, rounded up to a multiple of the shards).
     pub fn capacity(&self) -> usize {
         self.max_sessions
