@@ -192,7 +192,7 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
         }
     }
     if old.server != new.server {
-        not_applied.push("[server] threads, grace, state_file (need a restart)".to_owned());
+        not_applied.push("[server] threads, grace, state_file, upgrade_socket (need a restart or a binary upgrade: docs/upgrade.md)".to_owned());
     }
     if old.admin.as_ref().map(|a| a.listen) != new.admin.as_ref().map(|a| a.listen) {
         not_applied.push("[admin] listen, or adding/removing [admin] (needs a restart)".to_owned());

@@ -134,7 +134,11 @@ fn raise_fd_limit() {
 fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     raise_fd_limit();
-    let proxy = Proxy::start_prepared(&config, Options { threads }, |routing, threads| {
+    let options = Options {
+        threads,
+        ..Options::default()
+    };
+    let proxy = Proxy::start_prepared(&config, options, |routing, threads| {
         control::restore(&config, routing, threads)
     })
     .context("cannot start the proxy")?;
