@@ -44,7 +44,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
             })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
         print_intro(proxy.addr(), admin, &token, &members);
-        crate::serve_until_signal(None, config, proxy).await
+        crate::serve_until_signal(None, config, proxy, crate::Takeover::default()).await
     })
 }
 
