@@ -93,7 +93,7 @@ async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBod
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host_header = hosts.next();
     if hosts.next().is_some() {
-        return bad_request(&ctx, "more than one Host header");
+        return bad_request(ctx, "more than one Host header");
     }
     let host = match req.uri().authority() {
         Some(a) => Some(a.as_str().as_bytes()),
@@ -101,9 +101,9 @@ async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBod
     };
     match host {
         None if req.version() == Version::HTTP_11 => {
-            return bad_request(&ctx, "HTTP/1.1 request without Host");
+            return bad_request(ctx, "HTTP/1.1 request without Host");
         }
-        Some(h) if !forward::valid_host(h) => return bad_request(&ctx, "invalid Host"),
+        Some(h) if !forward::valid_host(h) => return bad_request(ctx, "invalid Host"),
         _ => {}
     }
     let action = listener.routes.find(host, req.uri().path());
@@ -133,15 +133,7 @@ async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBod
         }) => {
             let host = host_header.cloned();
             let farm = &routing.farms[*farm];
-            Box::pin(proxy(
-                &ctx,
-                listener,
-                farm,
-                req,
-                host,
-                *retry_non_idempotent,
-            ))
-            .await
+            Box::pin(proxy(ctx, listener, farm, req, host, *retry_non_idempotent)).await
         }
     }
 }
