@@ -12,6 +12,7 @@
 mod control;
 mod ctl;
 mod demo;
+mod sdnotify;
 mod statefile;
 mod upgrade;
 
@@ -343,6 +344,9 @@ pub(crate) async fn serve_until_signal(
             }
         }
     }
+    // systemd (Type=notify, NotifyAccess=all): after a hand-over, this process is the unit's
+    // main process now.
+    sdnotify::notify(&format!("MAINPID={}\nREADY=1\n", std::process::id()));
     let mut listening = match takeover.bound.take() {
         Some((socket, fd)) => Some(upgrade::Listening::start(&socket, fd, Arc::clone(&held))?),
         None => None,

@@ -269,6 +269,11 @@ async fn a_bad_file_changes_nothing_and_says_why() {
     let r = post(admin, "/api/v1/reload", "").await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("listen changed"), "{}", r.text());
+    assert!(
+        r.text().contains("kill -USR2"),
+        "points to the binary upgrade: {}",
+        r.text()
+    );
     let r = drover_testkit::client::get(listen, "/").await;
     assert_eq!(r.status, 200);
 }

@@ -2,7 +2,8 @@
 //! takes the listening sockets over from the old process while 64 keep-alive clients keep
 //! sending; no request fails, no connection is refused, a slow request in flight on the old
 //! process completes, and the old process exits 0 once drained. A new process with a bad config
-//! leaves the old one serving; SIGUSR2 makes a drover upgrade itself.
+//! leaves the old one serving; SIGUSR2 makes a drover upgrade itself, and tells systemd's notify
+//! socket which process is the main one.
 
 mod common;
 
@@ -317,10 +318,26 @@ async fn a_new_process_that_fails_leaves_the_old_one_serving() {
 async fn sigusr2_starts_a_new_process_that_takes_over() {
     let member = TestMember::start(MemberConfig::new("m1")).await.unwrap();
     let (listen, admin) = (free_addr(), free_addr());
-    // No upgrade_socket: SIGUSR2 makes a private one.
+    // No upgrade_socket: SIGUSR2 makes a private one. systemd's notify socket, played by the
+    // test, hears which process is the service's main one.
+    let notify_path = temp_path("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(DEADLINE)).unwrap();
+    let heard = move || {
+        tokio::task::block_in_place(|| {
+            let mut buf = [0u8; 256];
+            let n = notify.recv(&mut buf).expect("a message on NOTIFY_SOCKET");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+    };
     let m = member.addr();
-    let mut old = Drover::serve(&config(listen, admin, 1, "", m, m));
+    let notify_str = notify_path.display().to_string();
+    let mut old = Drover::serve_env(
+        &config(listen, admin, 1, "", m, m),
+        &[("NOTIFY_SOCKET", &notify_str)],
+    );
     old.wait_listening(listen).await;
+    assert_eq!(heard(), format!("MAINPID={}\nREADY=1\n", old.pid));
     let load = Load::start(listen, 8, 5_000).await;
     load.advance(100).await;
 
@@ -335,6 +352,8 @@ async fn sigusr2_starts_a_new_process_that_takes_over() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no pid in {started:?}"));
     let new = NewProcess(pid);
+    assert_eq!(heard(), format!("MAINPID={pid}\nREADY=1\n"));
+    let _ = std::fs::remove_file(&notify_path);
     old.wait_for_log(since, &["taken over by the new drover"])
         .await;
     let status = old

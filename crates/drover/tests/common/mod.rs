@@ -81,19 +81,24 @@ pub struct Drover {
 impl Drover {
     /// `drover <args>`, with `DROVER_LOG=info`, stdout and stderr captured in temp files.
     pub fn spawn(args: &[&str]) -> Drover {
-        Drover::spawn_with(args, None)
+        Drover::spawn_with(args, None, &[])
     }
 
     /// Writes `config` to a temp file and runs `drover serve --config <file>`. Does not wait for
     /// the listeners: see [`Drover::wait_listening`].
     pub fn serve(config: &str) -> Drover {
+        Drover::serve_env(config, &[])
+    }
+
+    /// [`Drover::serve`] with extra environment variables.
+    pub fn serve_env(config: &str, env: &[(&str, &str)]) -> Drover {
         let path = temp_path("config.toml");
         std::fs::write(&path, config).expect("write config");
         let path_str = path.to_str().expect("utf-8 temp path").to_owned();
-        Drover::spawn_with(&["serve", "--config", &path_str], Some(path))
+        Drover::spawn_with(&["serve", "--config", &path_str], Some(path), env)
     }
 
-    fn spawn_with(args: &[&str], config: Option<PathBuf>) -> Drover {
+    fn spawn_with(args: &[&str], config: Option<PathBuf>, env: &[(&str, &str)]) -> Drover {
         let stdout = temp_path("stdout.log");
         let stderr = temp_path("stderr.log");
         let out = std::fs::File::create(&stdout).expect("create stdout file");
@@ -102,6 +107,8 @@ impl Drover {
             .args(args)
             .env("DROVER_LOG", "info")
             .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
