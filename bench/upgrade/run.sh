@@ -166,8 +166,10 @@ stop_target() {
     wait "$pid" 2>/dev/null || true
 }
 
-# count FIELD FILE: the number after FIELD in wrk's "Socket errors" line (0 if absent).
-sock_err() { grep -o "$1 [0-9]*" <<<"$(grep 'Socket errors' "$2" || true)" | awk '{print $2}' | head -n 1; }
+# sock_err FIELD FILE: the number after FIELD in wrk's "Socket errors" line (0 if absent).
+sock_err() {
+    { grep 'Socket errors' "$2" || true; } | { grep -o "$1 [0-9]*" || true; } | awk '{print $2}' | head -n 1
+}
 
 order=("${TARGET_LIST[@]}")
 for ((rep = 1; rep <= REPS; rep++)); do
