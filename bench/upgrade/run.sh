@@ -134,7 +134,8 @@ upgrade() {
             STARTED_PIDS+=("$CURRENT")
             ;;
         haproxy)
-            start_bg "$RUN_DIR/haproxy.log" haproxy -db -f "$RUN_DIR/haproxy.cfg" \
+            # One log per generation (a crash of an old process shows in its own).
+            start_bg "$RUN_DIR/haproxy-$(date +%s%N).log" haproxy -db -f "$RUN_DIR/haproxy.cfg" \
                 -x "$RUN_DIR/haproxy.sock" -sf "$old"
             CURRENT="$LAST_PID"
             # The new process sends the old one its soft-stop signal once it listens.

@@ -9,14 +9,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Drover, free_addr, temp_path};
-use drover_testkit::client::{Body, DEADLINE, eventually, get, get_request, try_send};
+use common::{Drover, Load, LoadTotals, free_addr, temp_path};
+use drover_testkit::client::{DEADLINE, eventually, get};
 use drover_testkit::{MemberConfig, TestMember};
-use hyper::client::conn::http1::SendRequest;
 
 /// Old process's grace: long enough for the slow request, bounded so the test ends.
 const GRACE: &str = "20s";
@@ -43,125 +40,6 @@ fn config(
 
 fn socket_line(path: &Path) -> String {
     format!("upgrade_socket = {:?}", path.display().to_string())
-}
-
-/// A connection, or the reason none could be made (a refused connect is what must never happen).
-async fn open(addr: SocketAddr) -> Result<SendRequest<Body>, String> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// `clients` keep-alive clients sending GETs (at most `per_client` each) until stopped, behaving
-/// as a correct HTTP/1.1 client does: a response saying `Connection: close` ends the connection,
-/// and the next request goes on a new one. Counts answers, failed requests (a transport error
-/// or any status but 200) and refused connections.
-struct Load {
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    refused: Arc<AtomicU64>,
-    reconnects: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    async fn start(addr: SocketAddr, clients: usize, per_client: usize) -> Load {
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let refused = Arc::new(AtomicU64::new(0));
-        let reconnects = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let (ok, failed, refused, reconnects, stop) = (
-                ok.clone(),
-                failed.clone(),
-                refused.clone(),
-                reconnects.clone(),
-                stop.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut errors = Vec::new();
-                let mut sender: Option<SendRequest<Body>> = None;
-                for _ in 0..per_client {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let s = match sender.as_mut() {
-                        Some(s) => s,
-                        None => match open(addr).await {
-                            Ok(s) => sender.insert(s),
-                            Err(e) => {
-                                refused.fetch_add(1, Ordering::Relaxed);
-                                errors.push(e);
-                                continue;
-                            }
-                        },
-                    };
-                    match try_send(s, get_request(addr, "/")).await {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            if r.headers.get("connection").is_some_and(|v| v == "close") {
-                                reconnects.fetch_add(1, Ordering::Relaxed);
-                                sender = None;
-                            }
-                        }
-                        Ok(r) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("{}: {}", r.status, r.text()));
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(e.to_string());
-                            sender = None;
-                        }
-                    }
-                }
-                errors
-            }));
-        }
-        Load {
-            ok,
-            failed,
-            refused,
-            reconnects,
-            stop,
-            tasks,
-        }
-    }
-
-    /// Waits until `n` more requests have been answered.
-    async fn advance(&self, n: u64) {
-        let target = self.ok.load(Ordering::Relaxed) + n;
-        let ok = self.ok.clone();
-        eventually("the load advances", || ok.load(Ordering::Relaxed) >= target).await;
-    }
-
-    /// Stops the clients; returns (answered, failed, refused, reconnects, the first errors).
-    async fn finish(self) -> (u64, u64, u64, u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut errors = Vec::new();
-        for t in self.tasks {
-            errors.extend(tokio::time::timeout(DEADLINE, t).await.unwrap().unwrap());
-        }
-        errors.truncate(5);
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.refused.load(Ordering::Relaxed),
-            self.reconnects.load(Ordering::Relaxed),
-            errors,
-        )
-    }
 }
 
 /// `drover serve --config <config> --upgrade-from <socket>`.
@@ -241,7 +119,13 @@ async fn upgrades_under_load_lose_nothing_and_the_old_process_drains_and_exits()
         generations.push(std::mem::replace(&mut old, new));
     }
 
-    let (ok, failed, refused, reconnects, errors) = load.finish().await;
+    let LoadTotals {
+        ok,
+        failed,
+        refused,
+        reconnects,
+        errors,
+    } = load.finish().await;
     assert_eq!(failed, 0, "failed requests during the upgrades: {errors:?}");
     assert_eq!(
         refused, 0,
@@ -363,7 +247,12 @@ async fn sigusr2_starts_a_new_process_that_takes_over() {
     assert!(status.success(), "{status}");
     load.advance(100).await;
     assert_eq!(get(admin, "/healthz").await.status, 200);
-    let (_, failed, refused, _, errors) = load.finish().await;
+    let LoadTotals {
+        failed,
+        refused,
+        errors,
+        ..
+    } = load.finish().await;
     assert_eq!((failed, refused), (0, 0), "{errors:?}");
     assert!(new.alive());
 }
