@@ -113,6 +113,11 @@ pub struct Server {
     /// kept, written after each change and read at start, so they survive a restart. Default
     /// none (they last until the process exits).
     pub state_file: Option<std::path::PathBuf>,
+    /// `upgrade_socket`: a unix socket path this process listens on for a new drover process
+    /// (`drover serve --upgrade-from PATH`) to take over its listening sockets (binary upgrade,
+    /// docs/upgrade.md). Default none: only SIGUSR2 upgrades, through a private socket it
+    /// creates for the occasion.
+    pub upgrade_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for Server {
@@ -122,6 +127,7 @@ impl Default for Server {
             threads: 0,
             grace: Duration::from_secs(30),
             state_file: None,
+            upgrade_socket: None,
         }
     }
 }

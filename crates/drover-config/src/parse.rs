@@ -15,7 +15,7 @@ use crate::walk::{Ctx, Table};
 use crate::{farm, listener};
 
 const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports"];
-const SERVER_KEYS: &[&str] = &["threads", "grace", "state_file"];
+const SERVER_KEYS: &[&str] = &["threads", "grace", "state_file", "upgrade_socket"];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "token_file", "users_file", "open_reads"];
 const PAGE_KEYS: &[&str] = &["status", "body", "content_type"];
 
@@ -80,7 +80,40 @@ fn server(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Server {
         state_file: t
             .str(ctx, "state_file", "a path to a file drover may write")
             .map(std::path::PathBuf::from),
+        upgrade_socket: upgrade_socket(ctx, &t),
     }
+}
+
+/// The longest unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_UNIX_PATH: usize = 107;
+
+/// `upgrade_socket`: a unix socket path, absolute (a relative one would depend on the directory
+/// drover was started in, which a re-executed drover may not share) and short enough to bind.
+fn upgrade_socket(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<std::path::PathBuf> {
+    let text = t.str(ctx, "upgrade_socket", "a unix socket path")?;
+    let v = t.get("upgrade_socket")?;
+    let key = t.child("upgrade_socket");
+    if !text.starts_with('/') {
+        ctx.bad(
+            &key,
+            v,
+            "must be an absolute path, e.g. \"/run/drover/upgrade.sock\"",
+        );
+        return None;
+    }
+    if text.len() > MAX_UNIX_PATH {
+        ctx.bad(
+            &key,
+            v,
+            format!(
+                "a unix socket path is at most {MAX_UNIX_PATH} bytes, this one has {}; choose a \
+                 shorter one, e.g. \"/run/drover/upgrade.sock\"",
+                text.len()
+            ),
+        );
+        return None;
+    }
+    Some(std::path::PathBuf::from(text))
 }
 
 fn admin(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> (Option<Admin>, Option<Bind>) {

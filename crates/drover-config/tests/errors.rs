@@ -336,3 +336,26 @@ fn truncated_files_never_panic_and_point_inside_the_file() {
         }
     }
 }
+
+#[test]
+fn upgrade_socket_must_be_an_absolute_short_path() {
+    let member = "[[listener]]\nlisten = \"127.0.0.1:8080\"\nfarm = \"a\"\n[farm.a]\nmembers = [{ address = \"127.0.0.1:9001\" }]\n";
+    let relative = errors_of(&format!(
+        "[server]\nupgrade_socket = \"run/up.sock\"\n{member}"
+    ));
+    assert_eq!(relative.len(), 1, "{relative:?}");
+    let text = relative[0].to_string();
+    assert_eq!(relative[0].line, 2);
+    assert_eq!(relative[0].key, "server.upgrade_socket");
+    assert!(text.contains("\"run/up.sock\""), "{text}");
+    assert!(text.contains("absolute path"), "{text}");
+
+    let long = format!("/{}", "x".repeat(120));
+    let too_long = errors_of(&format!("[server]\nupgrade_socket = \"{long}\"\n{member}"));
+    assert_eq!(too_long.len(), 1, "{too_long:?}");
+    let text = too_long[0].to_string();
+    assert!(
+        text.contains("at most 107 bytes, this one has 121"),
+        "{text}"
+    );
+}

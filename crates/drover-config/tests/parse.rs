@@ -27,6 +27,7 @@ const FULL: &str = r#"
 threads = 4
 grace = "10s"
 state_file = "/var/lib/drover/state.json"
+upgrade_socket = "/run/drover/upgrade.sock"
 
 [admin]
 listen = "127.0.0.1:9191"
@@ -112,6 +113,7 @@ fn full_config_round_trips_to_the_model() {
             threads: 4,
             grace: secs(10),
             state_file: Some("/var/lib/drover/state.json".into()),
+            upgrade_socket: Some("/run/drover/upgrade.sock".into()),
         }
     );
     assert_eq!(
@@ -266,6 +268,7 @@ members = [{ address = "127.0.0.1:9001" }]
             threads: 0,
             grace: secs(30),
             state_file: None,
+            upgrade_socket: None,
         }
     );
     assert_eq!(c.admin, None, "no [admin], no admin listener");

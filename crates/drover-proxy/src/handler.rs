@@ -51,6 +51,10 @@ pub struct ConnCtx {
     pub listener: usize,
     pub client: ClientAddr,
     pub activity: crate::idle::Activity,
+    /// Set when this process is handing its listeners over (binary upgrade) or stopping: every
+    /// further response says `Connection: close`, so keep-alive clients move to a fresh
+    /// connection (to the new process) between requests instead of being cut.
+    pub closing: std::sync::atomic::AtomicBool,
 }
 
 /// hyper's service function: never fails; every problem becomes an HTTP answer.
@@ -58,17 +62,30 @@ pub async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let mut response = answer(&ctx, req).await;
+    // Read after the answer is ready: a request that was running when the hand-over began still
+    // closes its connection. hyper honours the header and closes after this response. A 101
+    // keeps its `Connection: upgrade`: the tunnel is cut after the grace period instead.
+    if ctx.closing.load(Relaxed) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
     let _running = ctx.activity.request();
     let routing = ctx.routing.load_full();
     let Some(listener) = routing.listeners.get(ctx.listener) else {
-        return Ok(error::text(
+        return error::text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 Service Unavailable: listener is being reconfigured\n",
-        ));
+        );
     };
     if uri_len(req.uri()) > listener.max_uri_bytes {
         tracing::info!(client = %ctx.client.ip, len = uri_len(req.uri()), "request target too long: 414");
-        return Ok(error::text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n"));
+        return error::text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n");
     }
     // RFC 9112 §3.2: one valid Host, required in HTTP/1.1; an absolute-form target's authority
     // overrides it. Anything else is answered 400: members behind drover must not be able to
@@ -76,7 +93,7 @@ pub async fn handle(
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host_header = hosts.next();
     if hosts.next().is_some() {
-        return Ok(bad_request(&ctx, "more than one Host header"));
+        return bad_request(ctx, "more than one Host header");
     }
     let host = match req.uri().authority() {
         Some(a) => Some(a.as_str().as_bytes()),
@@ -84,13 +101,13 @@ pub async fn handle(
     };
     match host {
         None if req.version() == Version::HTTP_11 => {
-            return Ok(bad_request(&ctx, "HTTP/1.1 request without Host"));
+            return bad_request(ctx, "HTTP/1.1 request without Host");
         }
-        Some(h) if !forward::valid_host(h) => return Ok(bad_request(&ctx, "invalid Host")),
+        Some(h) if !forward::valid_host(h) => return bad_request(ctx, "invalid Host"),
         _ => {}
     }
     let action = listener.routes.find(host, req.uri().path());
-    Ok(match action {
+    match action {
         None => error::text(
             StatusCode::NOT_FOUND,
             "404 Not Found: no route for this request\n",
@@ -116,17 +133,9 @@ pub async fn handle(
         }) => {
             let host = host_header.cloned();
             let farm = &routing.farms[*farm];
-            Box::pin(proxy(
-                &ctx,
-                listener,
-                farm,
-                req,
-                host,
-                *retry_non_idempotent,
-            ))
-            .await
+            Box::pin(proxy(ctx, listener, farm, req, host, *retry_non_idempotent)).await
         }
-    })
+    }
 }
 
 fn bad_request(ctx: &ConnCtx, why: &'static str) -> Response<ProxyBody> {

@@ -45,6 +45,11 @@ impl Activity {
         Running(self)
     }
 
+    /// Whether anything happened on the connection yet (a request started, bytes written).
+    pub fn seen(&self) -> bool {
+        self.events.load(Relaxed) > 0
+    }
+
     #[inline]
     fn wrote(&self) {
         self.events.fetch_add(1, Relaxed);

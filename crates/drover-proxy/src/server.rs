@@ -7,13 +7,23 @@
 //!
 //! Shutdown ([`Proxy::shutdown`]): every worker closes its listening sockets at once (new
 //! connections are refused), asks each connection to finish its in-flight request and close
-//! (idle keep-alive connections close immediately), and waits for them up to the grace period;
-//! whatever is still running after that is dropped.
+//! (idle keep-alive connections close immediately; a connection accepted just before that has
+//! its first request served, with `Connection: close`, rather than being reset), and waits for
+//! them up to the grace period; whatever is still running after that is dropped.
+//!
+//! Binary upgrade ([`Proxy::listening_sockets`], [`Options::inherited`], [`Proxy::hand_over`]):
+//! the old process gives copies of its listening sockets to the new one, which serves on them
+//! (binding only the addresses it was not given); then the old one stops accepting without
+//! closing the sockets for good (the new process holds them, so nothing queued is lost), answers
+//! every further response with `Connection: close`, closes connections that stay quiet for
+//! [`DRAIN_QUIET`], and waits for the rest up to the grace period (docs/upgrade.md).
 //!
 //! Config keys read: `server.threads`, `server.grace`, `listener.*` limits and `idle_timeout`.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,18 +46,40 @@ use crate::state::Routing;
 /// How many headers hyper's HTTP/1 parser keeps on the stack (its default `max_headers`).
 const HYPER_STACK_HEADERS: usize = 100;
 
+/// How long a connection must stay quiet, once its process is handing over or stopping, before
+/// it is closed: long enough that a client in the middle of sending its next request gets it
+/// answered (with `Connection: close`) rather than cut.
+pub const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
 /// Run-time options not in the config file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Options {
     /// Worker threads; overrides `server.threads`. `None`: the config's, where 0 = one per CPU.
     pub threads: Option<usize>,
+    /// Listening sockets taken over from an old drover (binary upgrade). Each serves the
+    /// configured listener address it is bound to, instead of a new socket; one that no
+    /// listener names any more is closed.
+    pub inherited: Vec<std::net::TcpListener>,
+}
+
+/// What the workers are asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// SIGTERM: close the listening sockets, finish in-flight requests.
+    Shutdown,
+    /// Another process serves the listening sockets now: stop accepting, drain gently.
+    HandOver,
 }
 
 /// A running data plane.
 pub struct Proxy {
     routing: Arc<ArcSwap<Routing>>,
     addrs: Vec<Vec<SocketAddr>>,
-    shutdown: watch::Sender<bool>,
+    /// A copy of every worker's listening socket, for [`Proxy::listening_sockets`]; emptied when
+    /// the proxy stops or hands over, so that stopping closes the sockets for real.
+    sockets: Mutex<Vec<(SocketAddr, OwnedFd)>>,
+    shutdown: watch::Sender<Stop>,
     workers: Vec<JoinHandle<()>>,
     threads: usize,
     stopped: watch::Receiver<usize>,
@@ -82,6 +114,7 @@ impl Proxy {
         let routing = Routing::build(config, threads);
         let routing = Arc::new(ArcSwap::from_pointee(prepare(routing, threads)));
 
+        let mut inherited = Inherited::new(options.inherited);
         // sockets[worker] = [(listener conf, socket)]
         let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> =
             (0..threads).map(|_| Vec::new()).collect();
@@ -89,22 +122,46 @@ impl Proxy {
         for (li, listener) in config.listeners.iter().enumerate() {
             let mut bound = Vec::new();
             for addr in &listener.listen {
+                let bind_err = |source| ServeError::Bind {
+                    addr: *addr,
+                    source,
+                };
+                // Taken over sockets first, spread over the workers: every one of them must be
+                // accepted from, or what the kernel queues on it would wait forever. Workers
+                // left without one bind their own (they join the same SO_REUSEPORT group).
+                let given = inherited.take(*addr);
+                let given_count = given.len();
+                for (i, socket) in given.into_iter().enumerate() {
+                    socket.set_nonblocking(true).map_err(bind_err)?;
+                    sockets[i % threads].push((li, socket));
+                }
                 let mut actual = *addr;
-                for worker in sockets.iter_mut() {
-                    let socket = bind(actual).map_err(|source| ServeError::Bind {
-                        addr: *addr,
-                        source,
-                    })?;
+                for worker in sockets.iter_mut().skip(given_count) {
+                    let socket = bind(actual).map_err(bind_err)?;
                     // Port 0: every worker binds the port the first one was given.
-                    actual = socket.local_addr().map_err(|source| ServeError::Bind {
-                        addr: *addr,
-                        source,
-                    })?;
+                    actual = socket.local_addr().map_err(bind_err)?;
                     worker.push((li, socket));
+                }
+                if given_count > 0 {
+                    tracing::info!(%addr, sockets = given_count, "listening on taken over sockets");
                 }
                 bound.push(actual);
             }
             addrs.push(bound);
+        }
+        inherited.close_unused();
+        let mut copies = Vec::new();
+        for worker in &sockets {
+            for (_, socket) in worker {
+                let addr = socket.local_addr().map_err(|source| ServeError::Bind {
+                    addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    source,
+                })?;
+                let fd = std::os::fd::AsFd::as_fd(socket)
+                    .try_clone_to_owned()
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                copies.push((addr, fd));
+            }
         }
 
         let confs: Vec<ListenerConf> = config
@@ -133,7 +190,7 @@ impl Proxy {
             })
             .collect();
 
-        let (shutdown, _) = watch::channel(false);
+        let (shutdown, _) = watch::channel(Stop::Running);
         let (stopped_tx, stopped) = watch::channel(0usize);
         let stopped_tx = Arc::new(stopped_tx);
         let grace = config.server.grace;
@@ -171,6 +228,7 @@ impl Proxy {
         Ok(Proxy {
             routing,
             addrs,
+            sockets: Mutex::new(copies),
             shutdown,
             workers,
             threads,
@@ -206,9 +264,46 @@ impl Proxy {
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight requests finish within the grace
-    /// period. Returns at once; see [`Proxy::stopped`] and [`Proxy::join`].
+    /// period. Returns at once; see [`Proxy::stopped`] and [`Proxy::join`]. During a hand-over,
+    /// it ends the gentle drain: idle connections close at once.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.forget_sockets();
+        self.shutdown.send_if_modified(|s| {
+            let changed = *s != Stop::Shutdown;
+            *s = Stop::Shutdown;
+            changed
+        });
+    }
+
+    /// A copy of every listening socket (one per worker and address) with its address, for a new
+    /// process to take over (binary upgrade). Empty once the proxy stops or hands over.
+    pub fn listening_sockets(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        let held = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        held.iter()
+            .map(|(addr, fd)| Ok((*addr, fd.try_clone()?)))
+            .collect()
+    }
+
+    /// Another process now serves the listening sockets (it holds copies of them): stop accepting
+    /// without refusing anyone, answer every further response with `Connection: close`, close
+    /// connections that stay quiet for [`DRAIN_QUIET`], wait for the others up to the grace
+    /// period. Returns at once; see [`Proxy::stopped`].
+    pub fn hand_over(&self) {
+        self.forget_sockets();
+        self.shutdown.send_if_modified(|s| {
+            let start = *s == Stop::Running;
+            if start {
+                *s = Stop::HandOver;
+            }
+            start
+        });
+    }
+
+    fn forget_sockets(&self) {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Resolves when every worker has stopped. Usable from any tokio runtime.
@@ -230,6 +325,39 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Listening sockets taken over from an old process, by the address they are bound to.
+struct Inherited(Vec<(SocketAddr, std::net::TcpListener)>);
+
+impl Inherited {
+    fn new(sockets: Vec<std::net::TcpListener>) -> Self {
+        let mut known = Vec::with_capacity(sockets.len());
+        for socket in sockets {
+            match socket.local_addr() {
+                Ok(addr) => known.push((addr, socket)),
+                Err(e) => tracing::warn!(error = %e, "a taken over socket has no address; closed"),
+            }
+        }
+        Inherited(known)
+    }
+
+    /// The sockets bound to `addr`, taken out.
+    fn take(&mut self, addr: SocketAddr) -> Vec<std::net::TcpListener> {
+        let (mine, rest) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(a, _)| *a == addr);
+        self.0 = rest;
+        mine.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Closes the sockets no listener of the new config asked for (the old process still
+    /// accepts on its own copies until it hands over).
+    fn close_unused(self) {
+        for (addr, _) in &self.0 {
+            tracing::info!(%addr, "taken over socket not in the config; closed");
+        }
     }
 }
 
@@ -268,7 +396,7 @@ async fn run_worker(
     sockets: Vec<(usize, std::net::TcpListener)>,
     confs: Vec<ListenerConf>,
     routing: Arc<ArcSwap<Routing>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Stop>,
     grace: Duration,
 ) {
     let live = Arc::new(Live::default());
@@ -319,7 +447,7 @@ async fn accept_loop(
     listener: TcpListener,
     conf: ListenerConf,
     routing: Arc<ArcSwap<Routing>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Stop>,
     live: Arc<Live>,
 ) {
     loop {
@@ -346,6 +474,7 @@ async fn accept_loop(
             listener: conf.index,
             client: ClientAddr::new(peer, trusted),
             activity: Activity::default(),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let http = conf.http.clone();
         let shutdown = shutdown.clone();
@@ -367,7 +496,7 @@ async fn serve(
     http: http1::Builder,
     idle_timeout: Duration,
     ctx: Arc<ConnCtx>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Stop>,
     _live: LiveGuard,
 ) {
     let io = TokioIo::new(CountedIo::new(stream, Arc::clone(&ctx)));
@@ -377,9 +506,29 @@ async fn serve(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = stopping(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+        mode = stopping(&mut shutdown) => {
+            if mode == Stop::HandOver || !watched.activity.seen() {
+                // Hand-over, or a connection accepted just before the stop whose first request
+                // may be on its way: serve what comes, with `Connection: close`, and close the
+                // connection once it has been quiet for DRAIN_QUIET. Closing it now would reset
+                // a request the client has already sent.
+                watched.closing.store(true, Ordering::Relaxed);
+                tokio::select! {
+                    r = conn.as_mut() => r,
+                    () = idle::watch(&watched.activity, DRAIN_QUIET.min(idle_timeout)) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                    () = shutdown_asked(&mut shutdown), if mode == Stop::HandOver => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
+            } else {
+                watched.closing.store(true, Ordering::Relaxed);
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
         () = idle::watch(&watched.activity, idle_timeout) => {
             tracing::debug!(client = %peer, "client idle past idle_timeout; closed");
@@ -420,7 +569,16 @@ async fn reap_idle(worker: usize, routing: Arc<ArcSwap<Routing>>) {
     }
 }
 
-/// Resolves once shutdown has been asked for (or the proxy handle is gone).
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|&s| s).await;
+/// Resolves once a shutdown proper has been asked for (or the proxy handle is gone).
+async fn shutdown_asked(shutdown: &mut watch::Receiver<Stop>) {
+    let _ = shutdown.wait_for(|&s| s == Stop::Shutdown).await;
+}
+
+/// Resolves once shutdown or a hand-over has been asked for (or the proxy handle is gone, which
+/// counts as shutdown), with which one.
+async fn stopping(shutdown: &mut watch::Receiver<Stop>) -> Stop {
+    match shutdown.wait_for(|&s| s != Stop::Running).await {
+        Ok(mode) => *mode,
+        Err(_) => Stop::Shutdown,
+    }
 }

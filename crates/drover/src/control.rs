@@ -170,8 +170,9 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
             StatusCode::CONFLICT,
             format!(
                 "the listeners changed ({:?} -> {:?}); a reload keeps the listening sockets, so \
-                 adding or removing a listener needs a restart or a binary upgrade \
-                 (drover serve --upgrade-from); the old config stays",
+                 adding or removing a listener needs a binary upgrade, which starts a new \
+                 process on the new file without refusing a connection: `kill -USR2 <drover \
+                 pid>` (docs/upgrade.md); the old config stays",
                 names(old),
                 names(new)
             ),
@@ -183,7 +184,9 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
                 StatusCode::CONFLICT,
                 format!(
                     "listener {:?}: listen changed ({:?} -> {:?}); a reload keeps the listening \
-                     sockets, so this needs a restart or a binary upgrade; the old config stays",
+                     sockets, so this needs a binary upgrade, which starts a new process on the \
+                     new file without refusing a connection: `kill -USR2 <drover pid>` \
+                     (docs/upgrade.md); the old config stays",
                     a.name, a.listen, b.listen
                 ),
             ));
@@ -210,7 +213,11 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
         }
     }
     if old.server != new.server {
-        not_applied.push("[server] threads, grace, state_file (need a restart)".to_owned());
+        not_applied.push(
+            "[server] threads, grace, state_file, upgrade_socket (need a binary upgrade: \
+             kill -USR2, docs/upgrade.md)"
+                .to_owned(),
+        );
     }
     if old.admin.as_ref().map(|a| a.listen) != new.admin.as_ref().map(|a| a.listen) {
         not_applied.push("[admin] listen, or adding/removing [admin] (needs a restart)".to_owned());

@@ -27,7 +27,6 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         .build()
         .context("cannot start the demo runtime")?;
     rt.block_on(async move {
-        let signals = crate::Signals::new()?;
         let mut members = Vec::new();
         for (name, latency) in MEMBERS {
             let m = TestMember::start(MemberConfig::new(name).latency(Latency::Fixed(latency)))
@@ -39,10 +38,13 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         let toml = config_text(listen, admin, &token, &members);
         let config = drover_config::parse_str(&toml, Path::new("<demo>"))
             .map_err(|e| anyhow::anyhow!("demo config is invalid (a bug):\n{e}"))?;
-        let proxy = Proxy::start(&config, Options { threads: Some(1) })
+        let proxy = Proxy::start(&config, Options {
+                threads: Some(1),
+                ..Options::default()
+            })
             .with_context(|| format!("cannot start the demo listener on {listen} (is something else using it? try --listen)"))?;
         print_intro(proxy.addr(), admin, &token, &members);
-        crate::serve_until_signal(None, config, proxy, signals).await
+        crate::serve_until_signal(None, config, proxy, crate::Takeover::default()).await
     })
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Where it sits: on top of everything. It parses the command line, loads and validates the config
 //! with `drover-config`, starts the data plane (`drover-proxy`) and the admin listener
-//! (`drover-admin`), and turns SIGTERM/SIGINT into a graceful shutdown. `demo` starts three
+//! (`drover-admin`), and turns SIGTERM/SIGINT into a graceful shutdown, SIGHUP into a reload and
+//! SIGUSR2 into a binary upgrade ([`upgrade`], docs/upgrade.md). `demo` starts three
 //! `drover-testkit` members first, so a newcomer sees drover balance with one command. `ctl` is a
 //! client of a running drover's admin API (see [`ctl`]).
 //!
@@ -11,7 +12,9 @@
 mod control;
 mod ctl;
 mod demo;
+mod sdnotify;
 mod statefile;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +52,10 @@ enum Command {
         /// Worker threads (overrides `server.threads`; 0 = one per CPU).
         #[arg(long)]
         threads: Option<usize>,
+        /// Binary upgrade: take the listening sockets over from the drover whose
+        /// `upgrade_socket` is PATH; it then stops accepting, drains and exits (docs/upgrade.md).
+        #[arg(long, value_name = "PATH")]
+        upgrade_from: Option<PathBuf>,
     },
     /// Validate a config file: prints `ok`, or every error with file:line, and exits non-zero.
     Check {
@@ -78,7 +85,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Ctl(args) => return ctl::run(args),
-        Command::Serve { config, threads } => serve(&config, threads),
+        Command::Serve {
+            config,
+            threads,
+            upgrade_from,
+        } => serve(&config, threads, upgrade_from.as_deref()),
         Command::Demo { listen, admin } => demo::run(listen, admin),
         Command::Agent(args) => drover_agent::run(args).map_err(anyhow::Error::from),
     };
@@ -131,7 +142,11 @@ fn raise_fd_limit() {
     }
 }
 
-fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
+fn serve(
+    path: &std::path::Path,
+    threads: Option<usize>,
+    upgrade_from: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let config = drover_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     raise_fd_limit();
     if let Some(state) = &config.server.state_file {
@@ -153,7 +168,29 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
         let _rt = rt.enter();
         Signals::new()?
     };
-    let proxy = Proxy::start_prepared(&config, Options { threads }, |routing, threads| {
+    let mut takeover = Takeover {
+        reexec: true,
+        signals: Some(signals),
+        ..Takeover::default()
+    };
+    let mut inherited = Vec::new();
+    match upgrade_from {
+        Some(from) => {
+            let (listeners, admin, handshake) = upgrade::receive(from)?.split();
+            inherited = listeners;
+            takeover.admin = admin;
+            takeover.handshake = Some(handshake);
+        }
+        // Before the listeners: a live drover on the same upgrade socket is one on the same
+        // ports too (SO_REUSEPORT would let both serve, unnoticed).
+        None => {
+            if let Some(socket) = &config.server.upgrade_socket {
+                takeover.bound = Some((socket.clone(), upgrade::bind_unix(socket)?));
+            }
+        }
+    }
+    let options = Options { threads, inherited };
+    let proxy = Proxy::start_prepared(&config, options, |routing, threads| {
         control::restore(&config, routing, threads)
     })
     .context("cannot start the proxy")?;
@@ -161,26 +198,140 @@ fn serve(path: &std::path::Path, threads: Option<usize>) -> anyhow::Result<()> {
         Some(path.to_path_buf()),
         config,
         proxy,
-        signals,
+        takeover,
     ))
 }
 
+/// The binary upgrade's part in [`serve_until_signal`].
+#[derive(Default)]
+pub(crate) struct Takeover {
+    /// The admin socket an old drover gave (used if the config's admin address is the same).
+    admin: Option<std::net::TcpListener>,
+    /// Set when this process takes over from an old one: tell it once we serve.
+    handshake: Option<upgrade::Handshake>,
+    /// Our own upgrade socket, bound before the listeners (a fresh start).
+    bound: Option<(PathBuf, std::os::fd::OwnedFd)>,
+    /// Whether SIGUSR2 may start a new process of this binary (not for the demo).
+    reexec: bool,
+    /// The signals, watched since before the proxy started (made here when absent: the demo).
+    signals: Option<Signals>,
+}
+
+/// What an old drover gives a new one: its proxy's listening sockets and the admin socket.
+struct Held {
+    proxy: Arc<Proxy>,
+    admin: Option<(std::net::SocketAddr, std::os::fd::OwnedFd)>,
+}
+
+impl upgrade::Sockets for Held {
+    fn listeners(&self) -> std::io::Result<Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)>> {
+        self.proxy.listening_sockets()
+    }
+
+    fn admin(&self) -> std::io::Result<Option<(std::net::SocketAddr, std::os::fd::OwnedFd)>> {
+        self.admin
+            .as_ref()
+            .map(|(addr, fd)| Ok((*addr, fd.try_clone()?)))
+            .transpose()
+    }
+
+    fn hand_over(&self) {
+        self.proxy.hand_over();
+    }
+}
+
+/// Where SIGUSR2 puts its upgrade socket when `[server] upgrade_socket` is not set: a path only
+/// this process uses.
+fn private_upgrade_socket() -> PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join(format!("drover-upgrade-{}.sock", std::process::id()))
+}
+
+/// SIGUSR2: starts this binary again (the file it was started from, so a binary replaced on
+/// disk is the one that starts) with the same arguments and `--upgrade-from socket`. The old
+/// process keeps serving whatever happens to the new one; a thread logs how it ended if it ends.
+fn start_new_process(exe: &std::path::Path, socket: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_else(|| exe.as_os_str().to_owned());
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for arg in argv {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if arg == "--upgrade-from" {
+            skip_value = true;
+            continue;
+        }
+        if arg.to_string_lossy().starts_with("--upgrade-from=") {
+            continue;
+        }
+        args.push(arg);
+    }
+    let mut child = std::process::Command::new(exe)
+        .arg0(argv0)
+        .args(args)
+        .arg("--upgrade-from")
+        .arg(socket)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let pid = child.id();
+    tracing::info!(pid, exe = %exe.display(), "SIGUSR2: started a new drover to take over");
+    std::thread::Builder::new()
+        .name("drover-upgrade-child".into())
+        .spawn(move || match child.wait() {
+            Ok(status) if status.success() => {
+                tracing::info!(pid, "the new drover exited (0)");
+            }
+            Ok(status) => tracing::error!(
+                pid,
+                %status,
+                "the new drover exited; unless it had taken over, this one keeps serving"
+            ),
+            Err(e) => tracing::warn!(pid, error = %e, "cannot wait for the new drover"),
+        })
+        .context("cannot start a thread")?;
+    Ok(())
+}
+
 /// Serves (and the admin listener, if any) until SIGTERM or SIGINT, then shuts down gracefully.
-/// SIGHUP reloads the config file (`path`; the demo has none).
+/// SIGHUP reloads the config file (`path`; the demo has none). SIGUSR2, or a new process on the
+/// upgrade socket, hands the listening sockets over; this one then drains and returns.
 pub(crate) async fn serve_until_signal(
     path: Option<PathBuf>,
     config: drover_config::Config,
     proxy: Proxy,
-    mut signals: Signals,
+    mut takeover: Takeover,
 ) -> anyhow::Result<()> {
     let proxy = Arc::new(proxy);
     let process = Arc::new(control::Process::start(path, config, Arc::clone(&proxy))?);
     let config = process.config();
+    let mut admin_task = None;
+    let mut admin_socket = None;
     if let Some(admin) = &config.admin {
         let addr = admin.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on admin address {addr}"))?;
+        let given = takeover
+            .admin
+            .take()
+            .filter(|l| l.local_addr().is_ok_and(|a| a == addr));
+        let listener = match given {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+                    .with_context(|| format!("cannot use the admin socket taken over ({addr})"))?
+            }
+            None => tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on admin address {addr}"))?,
+        };
+        admin_socket = Some((
+            addr,
+            std::os::fd::AsFd::as_fd(&listener).try_clone_to_owned()?,
+        ));
         tracing::info!(%addr, open_reads = admin.open_reads, "admin listening");
         let control: Arc<dyn drover_admin::Control> = process.clone();
         let state = Arc::new(drover_admin::AdminState::new(
@@ -190,17 +341,101 @@ pub(crate) async fn serve_until_signal(
             control,
         ));
         process.attach_admin(&state);
-        tokio::spawn(drover_admin::serve(listener, state));
+        admin_task = Some(tokio::spawn(drover_admin::serve(listener, state)));
     }
-    // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT.
-    while let Signal::Reload = signals.next().await {
-        let p = Arc::clone(&process);
-        let _ =
-            tokio::task::spawn_blocking(move || drover_admin::Control::reload(&*p, "SIGHUP")).await;
+    let mut signals = match takeover.signals.take() {
+        Some(s) => s,
+        None => Signals::new()?,
+    };
+    let held: Arc<dyn upgrade::Sockets> = Arc::new(Held {
+        proxy: Arc::clone(&proxy),
+        admin: admin_socket,
+    });
+    // Taking over from an old drover: we serve now; it may let go.
+    if let Some(handshake) = takeover.handshake.take() {
+        match tokio::task::spawn_blocking(move || handshake.taken_over()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("{e:#}"),
+            Err(e) => tracing::warn!(error = %e, "upgrade handshake failed"),
+        }
+        if let Some(socket) = &config.server.upgrade_socket {
+            match upgrade::bind_unix(socket) {
+                Ok(fd) => takeover.bound = Some((socket.clone(), fd)),
+                Err(e) => tracing::error!("no binary upgrade through {}: {e:#}", socket.display()),
+            }
+        }
     }
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    proxy.shutdown();
-    process.save();
+    // systemd (Type=notify, NotifyAccess=all): after a hand-over, this process is the unit's
+    // main process now.
+    sdnotify::notify(&format!("MAINPID={}\nREADY=1\n", std::process::id()));
+    let mut listening = match takeover.bound.take() {
+        Some((socket, fd)) => Some(upgrade::Listening::start(&socket, fd, Arc::clone(&held))?),
+        None => None,
+    };
+    // The file this process was started from (read now: /proc/self/exe names a deleted file
+    // once the binary is replaced on disk, and SIGUSR2 must start the new one).
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT, or a
+    // hand-over.
+    let handed_over = loop {
+        let notify = listening.as_ref().map(|l| Arc::clone(&l.handed_over));
+        let handed = async {
+            match notify {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = handed => break true,
+            signal = signals.next() => match signal {
+                Signal::Stop => break false,
+                Signal::Reload => {
+                    let p = Arc::clone(&process);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        drover_admin::Control::reload(&*p, "SIGHUP")
+                    })
+                    .await;
+                }
+                Signal::Upgrade if !takeover.reexec => {
+                    tracing::warn!("SIGUSR2: this drover cannot upgrade itself (the demo)");
+                }
+                Signal::Upgrade => {
+                    if listening.is_none() {
+                        let socket = private_upgrade_socket();
+                        match upgrade::bind_unix(&socket).and_then(|fd| {
+                            upgrade::Listening::start(&socket, fd, Arc::clone(&held))
+                        }) {
+                            Ok(l) => listening = Some(l),
+                            Err(e) => {
+                                tracing::error!("SIGUSR2: no binary upgrade: {e:#}");
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(l) = &listening
+                        && let Err(e) = start_new_process(&exe, l.path())
+                    {
+                        tracing::error!("SIGUSR2: no binary upgrade, this drover keeps serving: {e:#}");
+                    }
+                }
+            },
+        }
+    };
+    if handed_over {
+        tracing::info!("handed over: no new connections here; finishing in-flight requests");
+        if let Some(task) = admin_task {
+            task.abort();
+        }
+        proxy.hand_over();
+    } else {
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        if let Some(l) = &listening {
+            l.remove();
+        }
+        proxy.shutdown();
+        // Not after a hand-over: the new process owns the state file from then on.
+        process.save();
+    }
     // A second signal during the grace period means "now": exit without waiting.
     tokio::select! {
         _ = proxy.stopped() => tracing::info!("stopped"),
@@ -214,21 +449,24 @@ pub(crate) async fn serve_until_signal(
 enum Signal {
     Reload,
     Stop,
+    Upgrade,
 }
 
-/// SIGHUP (reload), SIGTERM and SIGINT (stop), watched from start to exit.
-pub(crate) struct Signals {
+/// SIGHUP (reload), SIGTERM and SIGINT (stop), SIGUSR2 (binary upgrade), watched from start to
+/// exit.
+struct Signals {
     hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    /// Must be called inside a tokio runtime (its signal driver).
-    pub(crate) fn new() -> anyhow::Result<Self> {
+    fn new() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            usr2: signal(SignalKind::user_defined2()).context("cannot watch SIGUSR2")?,
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
         })
@@ -237,6 +475,7 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         tokio::select! {
             _ = self.hup.recv() => Signal::Reload,
+            _ = self.usr2.recv() => Signal::Upgrade,
             _ = self.term.recv() => Signal::Stop,
             _ = self.int.recv() => Signal::Stop,
         }

@@ -6,11 +6,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use common::{Drover, call, free_addr, temp_path};
-use drover_testkit::client::{DEADLINE, connect, eventually, get_request, try_send};
+use common::{Drover, Load, call, free_addr, temp_path};
+use drover_testkit::client::{DEADLINE, connect, get_request, try_send};
 use drover_testkit::{MemberConfig, TestMember};
 use http::Method;
 use serde_json::Value;
@@ -60,80 +58,6 @@ fn member<'a>(farm: &'a Value, name: &str) -> &'a Value {
 
 async fn post(admin: SocketAddr, path: &str, body: &str) -> drover_testkit::client::Reply {
     call(admin, Method::POST, path, body.as_bytes(), &bearer()).await
-}
-
-/// `clients` keep-alive connections, each sending GETs until `stop` (at most `per_client`
-/// requests each): the load a reload must not disturb. Counts answers and failures (a transport
-/// error or any status but 200).
-struct Load {
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    async fn start(addr: SocketAddr, clients: usize, per_client: usize) -> Load {
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let mut sender = connect(addr).await;
-            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut errors = Vec::new();
-                for _ in 0..per_client {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    match try_send(&mut sender, get_request(addr, "/")).await {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("{}: {}", r.status, r.text()));
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(e.to_string());
-                            sender = connect(addr).await;
-                        }
-                    }
-                }
-                errors
-            }));
-        }
-        Load {
-            ok,
-            failed,
-            stop,
-            tasks,
-        }
-    }
-
-    /// Waits until `n` more requests have been answered.
-    async fn advance(&self, n: u64) {
-        let target = self.ok.load(Ordering::Relaxed) + n;
-        let ok = self.ok.clone();
-        eventually("the load advances", || ok.load(Ordering::Relaxed) >= target).await;
-    }
-
-    /// Stops the clients; returns (answered, failed, the first failures).
-    async fn finish(self) -> (u64, u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut errors = Vec::new();
-        for t in self.tasks {
-            errors.extend(tokio::time::timeout(DEADLINE, t).await.unwrap().unwrap());
-        }
-        errors.truncate(5);
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            errors,
-        )
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +134,9 @@ async fn reloads_under_load_lose_nothing_and_keep_the_operators_changes() {
         m1_before = m1;
         load.advance(300).await;
     }
-    let (ok, failed, errors) = load.finish().await;
+    let common::LoadTotals {
+        ok, failed, errors, ..
+    } = load.finish().await;
     eprintln!("reloads under 64 connections: {ok} answered, {failed} failed");
     assert_eq!(failed, 0, "failed requests across reloads: {errors:?}");
     assert!(ok >= 2_300, "{ok}");
@@ -272,6 +198,11 @@ async fn a_bad_file_changes_nothing_and_says_why() {
     let r = post(admin, "/api/v1/reload", "").await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("listen changed"), "{}", r.text());
+    assert!(
+        r.text().contains("kill -USR2"),
+        "points to the binary upgrade: {}",
+        r.text()
+    );
     let r = drover_testkit::client::get(listen, "/").await;
     assert_eq!(r.status, 200);
 }

@@ -17,6 +17,7 @@ pub fn drover_threads(toml: &str, threads: usize) -> Proxy {
         &config,
         Options {
             threads: Some(threads),
+            ..Options::default()
         },
     )
     .expect("proxy starts")

@@ -13,10 +13,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use drover_testkit::client::DEADLINE;
+use drover_testkit::client::{Body, DEADLINE, eventually, get_request, try_send};
+use hyper::client::conn::http1::SendRequest;
 
 /// How often the helpers poll.
 const POLL: Duration = Duration::from_millis(5);
@@ -81,19 +83,24 @@ pub struct Drover {
 impl Drover {
     /// `drover <args>`, with `DROVER_LOG=info`, stdout and stderr captured in temp files.
     pub fn spawn(args: &[&str]) -> Drover {
-        Drover::spawn_with(args, None)
+        Drover::spawn_with(args, None, &[])
     }
 
     /// Writes `config` to a temp file and runs `drover serve --config <file>`. Does not wait for
     /// the listeners: see [`Drover::wait_listening`].
     pub fn serve(config: &str) -> Drover {
+        Drover::serve_env(config, &[])
+    }
+
+    /// [`Drover::serve`] with extra environment variables.
+    pub fn serve_env(config: &str, env: &[(&str, &str)]) -> Drover {
         let path = temp_path("config.toml");
         std::fs::write(&path, config).expect("write config");
         let path_str = path.to_str().expect("utf-8 temp path").to_owned();
-        Drover::spawn_with(&["serve", "--config", &path_str], Some(path))
+        Drover::spawn_with(&["serve", "--config", &path_str], Some(path), env)
     }
 
-    fn spawn_with(args: &[&str], config: Option<PathBuf>) -> Drover {
+    fn spawn_with(args: &[&str], config: Option<PathBuf>, env: &[(&str, &str)]) -> Drover {
         let stdout = temp_path("stdout.log");
         let stderr = temp_path("stderr.log");
         let out = std::fs::File::create(&stdout).expect("create stdout file");
@@ -102,6 +109,8 @@ impl Drover {
             .args(args)
             .env("DROVER_LOG", "info")
             .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -401,5 +410,137 @@ pub async fn serve_app(names: &[&str], admin_keys: &str) -> AppSetup {
         listen,
         admin,
         members,
+    }
+}
+
+/// A connection, or the reason none could be made (a refused connect is what must never happen).
+async fn open(addr: SocketAddr) -> Result<SendRequest<Body>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// What a [`Load`] counted.
+pub struct LoadTotals {
+    pub ok: u64,
+    /// Transport errors and answers other than 200.
+    pub failed: u64,
+    /// Connections that could not be made.
+    pub refused: u64,
+    /// Connections ended by a `Connection: close` answer (and made again).
+    pub reconnects: u64,
+    /// The first few failures, for the assertion message.
+    pub errors: Vec<String>,
+}
+
+/// `clients` keep-alive clients sending GETs (at most `per_client` each) until stopped, behaving
+/// as a correct HTTP/1.1 client does: a response saying `Connection: close` ends the connection,
+/// and the next request goes on a new one. Counts answers, failed requests (a transport error
+/// or any status but 200) and refused connections.
+pub struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    reconnects: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    pub async fn start(addr: SocketAddr, clients: usize, per_client: usize) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let reconnects = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (ok, failed, refused, reconnects, stop) = (
+                ok.clone(),
+                failed.clone(),
+                refused.clone(),
+                reconnects.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut errors = Vec::new();
+                let mut sender: Option<SendRequest<Body>> = None;
+                for _ in 0..per_client {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let s = match sender.as_mut() {
+                        Some(s) => s,
+                        None => match open(addr).await {
+                            Ok(s) => sender.insert(s),
+                            Err(e) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                                errors.push(e);
+                                continue;
+                            }
+                        },
+                    };
+                    match try_send(s, get_request(addr, "/")).await {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            if r.headers.get("connection").is_some_and(|v| v == "close") {
+                                reconnects.fetch_add(1, Ordering::Relaxed);
+                                sender = None;
+                            }
+                        }
+                        Ok(r) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            errors.push(format!("{}: {}", r.status, r.text()));
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            errors.push(e.to_string());
+                            sender = None;
+                        }
+                    }
+                }
+                errors
+            }));
+        }
+        Load {
+            ok,
+            failed,
+            refused,
+            reconnects,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Waits until `n` more requests have been answered.
+    pub async fn advance(&self, n: u64) {
+        let target = self.ok.load(Ordering::Relaxed) + n;
+        let ok = self.ok.clone();
+        eventually("the load advances", || ok.load(Ordering::Relaxed) >= target).await;
+    }
+
+    /// Stops the clients; returns what they counted.
+    pub async fn finish(self) -> LoadTotals {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for t in self.tasks {
+            errors.extend(tokio::time::timeout(DEADLINE, t).await.unwrap().unwrap());
+        }
+        errors.truncate(5);
+        LoadTotals {
+            ok: self.ok.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            errors,
+        }
     }
 }
