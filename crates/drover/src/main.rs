@@ -172,11 +172,20 @@ pub(crate) async fn serve_until_signal(
         tokio::spawn(drover_admin::serve(listener, state));
     }
     let mut signals = Signals::new()?;
-    // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT.
-    while let Signal::Reload = signals.next().await {
-        let p = Arc::clone(&process);
-        let _ =
-            tokio::task::spawn_blocking(move || drover_admin::Control::reload(&*p, "SIGHUP")).await;
+    // SIGHUP reloads (and logs what it did, or why it was refused), SIGUSR1 reopens the access
+    // logs, until SIGTERM or SIGINT.
+    loop {
+        match signals.next().await {
+            Signal::Reload => {
+                let p = Arc::clone(&process);
+                let _ = tokio::task::spawn_blocking(move || {
+                    drover_admin::Control::reload(&*p, "SIGHUP")
+                })
+                .await;
+            }
+            Signal::Reopen => proxy.reopen_logs(),
+            Signal::Stop => break,
+        }
     }
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     proxy.shutdown();
@@ -187,17 +196,26 @@ pub(crate) async fn serve_until_signal(
             tracing::warn!("second signal: exiting without waiting for in-flight requests");
         }
     }
+    // The access-log lines still buffered (the requests that just finished) go out before exit.
+    let p = Arc::clone(&proxy);
+    let _ = tokio::task::spawn_blocking(move || p.flush_logs(LOG_FLUSH)).await;
     Ok(())
 }
 
+/// How long exit waits for each access log's last lines to be written.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 enum Signal {
     Reload,
+    Reopen,
     Stop,
 }
 
-/// SIGHUP (reload), SIGTERM and SIGINT (stop), watched from start to exit.
+/// SIGHUP (reload), SIGUSR1 (reopen the access logs), SIGTERM and SIGINT (stop), watched from
+/// start to exit.
 struct Signals {
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
@@ -207,6 +225,7 @@ impl Signals {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            usr1: signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?,
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
         })
@@ -215,12 +234,13 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         tokio::select! {
             _ = self.hup.recv() => Signal::Reload,
+            _ = self.usr1.recv() => Signal::Reopen,
             _ = self.term.recv() => Signal::Stop,
             _ = self.int.recv() => Signal::Stop,
         }
     }
 
-    /// The next SIGTERM or SIGINT (SIGHUPs are ignored while stopping).
+    /// The next SIGTERM or SIGINT (SIGHUPs and SIGUSR1s are ignored while stopping).
     async fn stop(&mut self) {
         loop {
             if let Signal::Stop = self.next().await {
