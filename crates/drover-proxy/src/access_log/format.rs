@@ -276,6 +276,21 @@ fn target(uri: &Uri, out: &mut dyn FnMut(&[u8])) {
     }
 }
 
+/// `GET /path HTTP/1.1`, each part escaped with `escape`.
+fn request_line(
+    buf: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    v: Version,
+    escape: fn(&mut Vec<u8>, &[u8]),
+) {
+    escape(buf, method.as_str().as_bytes());
+    buf.push(b' ');
+    target(uri, &mut |b| escape(buf, b));
+    buf.push(b' ');
+    buf.extend_from_slice(version(v));
+}
+
 /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
 /// "$http_referer" "$http_user_agent"`.
 fn combined(buf: &mut Vec<u8>, l: &Line<'_>, secs: u64) {
@@ -284,13 +299,7 @@ fn combined(buf: &mut Vec<u8>, l: &Line<'_>, secs: u64) {
     with_time(secs, |t| buf.extend_from_slice(&t.combined));
     buf.extend_from_slice(b"] \"");
     match l.request {
-        Some((method, uri, v)) => {
-            escape_combined(buf, method.as_str().as_bytes());
-            buf.push(b' ');
-            target(uri, &mut |b| escape_combined(buf, b));
-            buf.push(b' ');
-            buf.extend_from_slice(version(v));
-        }
+        Some((method, uri, v)) => request_line(buf, method, uri, v, escape_combined),
         None => buf.push(b'-'),
     }
     buf.extend_from_slice(b"\" ");
@@ -315,11 +324,7 @@ fn json(buf: &mut Vec<u8>, l: &Line<'_>, secs: u64, millis: u32) {
     match l.request {
         Some((method, uri, v)) => {
             buf.push(b'"');
-            escape_json(buf, method.as_str().as_bytes());
-            buf.push(b' ');
-            target(uri, &mut |b| escape_json(buf, b));
-            buf.push(b' ');
-            buf.extend_from_slice(version(v));
+            request_line(buf, method, uri, v, escape_json);
             buf.extend_from_slice(b"\",\"method\":");
             json_str(buf, Some(method.as_str().as_bytes()));
             buf.extend_from_slice(b",\"uri\":\"");
