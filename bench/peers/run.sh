@@ -18,6 +18,9 @@
 #                             DROVERID (taken from its first answer), learn PHPSESSID=<id>. Price
 #                             stickiness against the same policy without it:
 #                             TARGETS="drover drover-alt" ALT_POLICY=round-robin ALT_STICKY=route
+#        ALT_ACCESS_LOG=combined|json  give drover-alt an access log in this format (written to
+#                             the run's temp dir), to price the log against the same config without:
+#                             TARGETS="drover drover-alt" ALT_POLICY=round-robin ALT_ACCESS_LOG=combined
 #        DROVER_BIN=target/release/drover        SKIP_BUILD=1 to skip `cargo build --release`
 #        WARMUP=3  SETTLE=1 (seconds of pause between runs)  KEEP_RUN_DIR=1 (keep temp dir)
 #        QUIET_WAIT=0      before each run, wait up to this many seconds for other load to stop
@@ -37,6 +40,7 @@ DROVER_ARGS="${DROVER_ARGS---threads 1}"
 DROVER_CONFIG="${DROVER_CONFIG:-examples/peers.toml}"
 ALT_POLICY="${ALT_POLICY:-adaptive}"
 ALT_STICKY="${ALT_STICKY:-}"
+ALT_ACCESS_LOG="${ALT_ACCESS_LOG:-}"
 COOKIE=""
 DROVER_BIN="${DROVER_BIN:-$REPO_DIR/target/release/drover}"
 CONNS=64
@@ -69,6 +73,12 @@ case "$ALT_STICKY" in
     *) die "ALT_STICKY must be route, insert or learn" ;;
 esac
 [[ -z "$ALT_STICKY" ]] || has_target drover-alt || die "ALT_STICKY needs the drover-alt target"
+[[ -n "$ALT_ACCESS_LOG" ]] && COMMAND+=" ALT_ACCESS_LOG='$ALT_ACCESS_LOG'"
+case "$ALT_ACCESS_LOG" in
+    "" | combined | json) ;;
+    *) die "ALT_ACCESS_LOG must be combined or json" ;;
+esac
+[[ -z "$ALT_ACCESS_LOG" ]] || has_target drover-alt || die "ALT_ACCESS_LOG needs the drover-alt target"
 for knob in WARMUP SETTLE QUIET_WAIT DROVER_CONFIG DROVER_BIN SKIP_BUILD; do
     [[ -n "${!knob+x}" ]] || continue
     case "$knob" in
@@ -153,6 +163,10 @@ if has_target drover-alt; then
         esac
         printf '\n[farm.app.sticky]\n%b\n' "$sticky" >>"$ALT_CONFIG"
     fi
+    if [[ -n "$ALT_ACCESS_LOG" ]]; then
+        sed -i "/^listen = \"127.0.0.1:8086\"/a access_log = { path = \"$RUN_DIR/drover-alt-access.log\", format = \"$ALT_ACCESS_LOG\" }" "$ALT_CONFIG"
+        grep -q "^access_log = " "$ALT_CONFIG" || die "cannot add the access log to $ALT_CONFIG"
+    fi
     log "starting drover-alt (127.0.0.1:8086, policy $ALT_POLICY): $DROVER_BIN serve --config $ALT_CONFIG $DROVER_ARGS"
     # shellcheck disable=SC2086
     start_drover 8086 serve --config "$ALT_CONFIG" $DROVER_ARGS
@@ -204,7 +218,7 @@ meta = {
         "haproxy": "HAProxy $HAPROXY_VER",
         "nginx": "nginx $NGINX_VER",
         "drover": "drover $DROVER_REV",
-        "drover-alt": "drover $DROVER_REV, policy $ALT_POLICY${ALT_STICKY:+, sticky $ALT_STICKY}",
+        "drover-alt": "drover $DROVER_REV, policy $ALT_POLICY${ALT_STICKY:+, sticky $ALT_STICKY}${ALT_ACCESS_LOG:+, access log $ALT_ACCESS_LOG}",
     },
     "pids": {$(for t in "${TARGET_LIST[@]}"; do printf '"%s": [%s], ' "$t" "$(tr ' ' ',' <<<"${PIDS[$t]}")"; done)},
     "machine": {

@@ -524,6 +524,13 @@ impl Scrape {
             self.rejected
                 .iter()
                 .map(|&(reason, n)| ([("reason", reason)], n)),
+        )?;
+        counter(
+            enc,
+            "drover_access_log_dropped_lines",
+            "Access-log lines dropped because a log's writer could not keep up (or write)",
+            None,
+            [(NO_LABELS, drover_proxy::access_log::dropped_lines())],
         )
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::model::{Action, Forwarding, Limits, Listener, Page, PathMatch, Route};
+use crate::model::{
+    AccessLog, Action, Forwarding, Limits, Listener, LogFormat, LogPath, Page, PathMatch, Route,
+};
 use crate::parse::{Bind, location, page};
 use crate::units::{self, did_you_mean};
 use crate::walk::{Ctx, Table};
@@ -22,7 +24,9 @@ const LISTENER_KEYS: &[&str] = &[
     "max_uri_bytes",
     "trusted_proxies",
     "forwarded_headers",
+    "access_log",
 ];
+const ACCESS_LOG_KEYS: &[&str] = &["path", "format"];
 const ROUTE_KEYS: &[&str] = &[
     "host",
     "path",
@@ -198,7 +202,73 @@ fn listener(
             .unwrap_or(DEFAULT_IDLE),
         trusted_proxies,
         forwarding,
+        access_log: access_log(ctx, t),
     }
+}
+
+/// `access_log = { path = "...", format = "combined" | "json" }`.
+fn access_log(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<AccessLog> {
+    let log = t.table(ctx, "access_log", Some(ACCESS_LOG_KEYS))?;
+    let names = LogFormat::NAMES.join("\" or \"");
+    // A bad format is reported and the path still checked: every problem at once.
+    let format = match (
+        log.str(ctx, "format", &format!("\"{names}\"")),
+        log.get("format"),
+    ) {
+        (Some(text), Some(v)) => LogFormat::from_name(text).unwrap_or_else(|| {
+            let mut message = String::from("expected \"combined\" or \"json\"");
+            if let Some(close) = did_you_mean(text, LogFormat::NAMES.iter().copied()) {
+                message.push_str(&format!(" (did you mean \"{close}\"?)"));
+            }
+            ctx.bad(&log.child("format"), v, message);
+            LogFormat::default()
+        }),
+        _ => LogFormat::default(),
+    };
+    let what = "a file path, or \"-\" for stdout";
+    let Some(v) = log.get("path") else {
+        log.missing(
+            ctx,
+            "path",
+            "where to write the log: path = \"/var/log/drover/access.log\", or \"-\" for stdout",
+        );
+        return None;
+    };
+    let text = ctx.expect_str(&log.child("path"), v, what)?;
+    let path = match text {
+        "-" | "stdout" => LogPath::Stdout,
+        "" => {
+            ctx.bad(
+                &log.child("path"),
+                v,
+                format!("must not be empty; expected {what}"),
+            );
+            return None;
+        }
+        p => {
+            let path = std::path::PathBuf::from(p);
+            // The directory must be there: drover creates the file, not the directories.
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !dir.is_dir() {
+                let message = format!(
+                    "directory {} does not exist; create it, or log elsewhere (\"-\" for stdout)",
+                    dir.display()
+                );
+                ctx.bad(&log.child("path"), v, message);
+                return None;
+            }
+            if path.is_dir() {
+                let message = "is a directory; name a file in it, e.g. \"access.log\"";
+                ctx.bad(&log.child("path"), v, message);
+                return None;
+            }
+            LogPath::File(path)
+        }
+    };
+    Some(AccessLog { path, format })
 }
 
 /// `listen`: one address or an array of them; each is also recorded in `binds`.

@@ -194,6 +194,57 @@ pub struct Listener {
     /// `forwarded_headers`: which forwarding headers to add: "x-forwarded", "forwarded", "both"
     /// or "none". Default "x-forwarded".
     pub forwarding: Forwarding,
+    /// `access_log = { path, format }`: one line per request answered on this listener. Default:
+    /// none (no access log).
+    pub access_log: Option<AccessLog>,
+}
+
+/// A listener's `access_log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// `path`: a file, appended to (created if missing), or `"-"` / `"stdout"` for stdout.
+    pub path: LogPath,
+    /// `format`: `"combined"` (nginx/Apache combined, the default) or `"json"`.
+    pub format: LogFormat,
+}
+
+/// Where an access log goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LogPath {
+    Stdout,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for LogPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogPath::Stdout => f.write_str("stdout"),
+            LogPath::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The line format of an access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+    /// "$http_referer" "$http_user_agent"`, as nginx and Apache write it.
+    #[default]
+    Combined,
+    /// One JSON object a line, with the combined fields and drover's own (farm, member, times).
+    Json,
+}
+
+impl LogFormat {
+    pub const NAMES: &'static [&'static str] = &["combined", "json"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "combined" => Some(LogFormat::Combined),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 /// Request limits of a listener.

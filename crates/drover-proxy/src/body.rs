@@ -116,6 +116,11 @@ impl Exchange {
         &self.upstream
     }
 
+    /// From sending the request to its response head, once the head arrived.
+    pub fn latency_ns(&self) -> Option<u64> {
+        self.latency_ns
+    }
+
     /// The response head arrived now, for a request sent at `sent`; keep `conn` until the body
     /// ends.
     pub fn headers_received(&mut self, sent: Instant, conn: Option<SendRequest<UpBody>>) {
@@ -184,6 +189,10 @@ impl UpstreamBody {
             deadline,
             timer: None,
         }
+    }
+
+    pub fn exchange(&self) -> &Exchange {
+        &self.exchange
     }
 
     fn next_deadline(&self) -> Instant {

@@ -15,6 +15,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start worker thread: {0}")]
     Thread(io::Error),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(String),
 }
 
 /// Why a request could not be answered by a member. Each maps to one status and one short body.

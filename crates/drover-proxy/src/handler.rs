@@ -35,6 +35,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::{Instant, timeout_at};
 
+use crate::access_log::format::Sticky;
+use crate::access_log::{ClientBody, Entry, Trace};
 use crate::body::{Exchange, ProxyBody, UpBody, Upload, UpstreamBody};
 use crate::error::{self, Failure};
 use crate::forward::{self, ClientAddr};
@@ -57,26 +59,50 @@ pub struct ConnCtx {
     pub closing: std::sync::atomic::AtomicBool,
 }
 
-/// hyper's service function: never fails; every problem becomes an HTTP answer.
+/// hyper's service function: never fails; every problem becomes an HTTP answer. On a listener
+/// with an access log, the request head is captured first and the answer's body writes the line
+/// when it ends (see [`crate::access_log`]).
 pub async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let mut response = answer(&ctx, req).await;
+) -> Result<Response<ClientBody>, Infallible> {
+    let _running = ctx.activity.request();
+    let routing = ctx.routing.load_full();
+    let entry = match routing.listeners.get(ctx.listener) {
+        Some(l) if l.access_log.is_some() => Some(Entry::capture(
+            Arc::clone(&routing),
+            ctx.listener,
+            ctx.worker,
+            &ctx.client.xff,
+            &req,
+        )),
+        _ => None,
+    };
+    let mut trace = Trace::default();
+    let mut res = answer(&ctx, &routing, req, &mut trace).await;
     // Read after the answer is ready: a request that was running when the hand-over began still
     // closes its connection. hyper honours the header and closes after this response. A 101
     // keeps its `Connection: upgrade`: the tunnel is cut after the grace period instead.
-    if ctx.closing.load(Relaxed) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        response
-            .headers_mut()
+    if ctx.closing.load(Relaxed) && res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        res.headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(response)
+    Ok(match entry {
+        None => res.map(ClientBody::plain),
+        Some(entry) => {
+            let status = res.status().as_u16();
+            res.map(|body| ClientBody::logged(body, entry, status, trace))
+        }
+    })
 }
 
-async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
-    let _running = ctx.activity.request();
-    let routing = ctx.routing.load_full();
+/// Steps 2-8 for one request.
+async fn answer(
+    ctx: &ConnCtx,
+    routing: &Routing,
+    req: Request<Incoming>,
+    trace: &mut Trace,
+) -> Response<ProxyBody> {
     let Some(listener) = routing.listeners.get(ctx.listener) else {
         return error::text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,8 +132,9 @@ async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBod
         Some(h) if !forward::valid_host(h) => return bad_request(ctx, "invalid Host"),
         _ => {}
     }
-    let action = listener.routes.find(host, req.uri().path());
-    match action {
+    let found = listener.routes.find_at(host, req.uri().path());
+    trace.route = found.map(|(i, _)| i);
+    match found.map(|(_, action)| action) {
         None => error::text(
             StatusCode::NOT_FOUND,
             "404 Not Found: no route for this request\n",
@@ -128,12 +155,22 @@ async fn answer(ctx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBod
         // idle keep-alive ones included. Unboxed, the proxying state machine (~3.5 KiB) would
         // sit in every idle connection; boxed, it costs one allocation per proxied request.
         Some(RouteAction::Farm {
-            farm,
+            farm: index,
             retry_non_idempotent,
         }) => {
             let host = host_header.cloned();
-            let farm = &routing.farms[*farm];
-            Box::pin(proxy(ctx, listener, farm, req, host, *retry_non_idempotent)).await
+            let farm = &routing.farms[*index];
+            trace.farm = Some(*index);
+            Box::pin(proxy(
+                ctx,
+                listener,
+                farm,
+                req,
+                host,
+                *retry_non_idempotent,
+                trace,
+            ))
+            .await
         }
     }
 }
@@ -226,6 +263,7 @@ async fn proxy(
     mut req: Request<Incoming>,
     host_header: Option<http::HeaderValue>,
     retry_non_idempotent: bool,
+    trace: &mut Trace,
 ) -> Response<ProxyBody> {
     let deadlines = Deadlines {
         first_byte: farm.timeouts.first_byte,
@@ -279,6 +317,7 @@ async fn proxy(
         Verdict::Stick(i) => Some(i),
         Verdict::Refuse => {
             farm.counters.requests.fetch_add(1, Relaxed);
+            trace.sticky = Sticky::Refused;
             return sticky_refused(farm, &session);
         }
         Verdict::Pick => None,
@@ -344,6 +383,8 @@ async fn proxy(
             farm.counters.retries.fetch_add(1, Relaxed);
         }
         tries += 1;
+        trace.tries = tries;
+        trace.member = Some(index);
         pick.exclude(index);
         let up = &farm.upstreams[index];
         let mut req = match pending.take() {
@@ -395,7 +436,7 @@ async fn proxy(
                 let status = res.status().as_u16();
                 if !res.status().is_server_error() {
                     farm.farm.report(index, None, 0);
-                    restick(farm, &session, &mut res, index);
+                    restick(farm, &session, &mut res, index, trace);
                     return res;
                 }
                 unreachable = false;
@@ -403,7 +444,7 @@ async fn proxy(
                     report(farm, index, res.status().as_str());
                 }
                 if !(farm.retry_on.status(status) && can_resend(&kept)) {
-                    restick(farm, &session, &mut res, index);
+                    restick(farm, &session, &mut res, index, trace);
                     return res;
                 }
                 tracing::debug!(
@@ -446,7 +487,7 @@ async fn proxy(
                     // The client's body broke off or stalled: nothing to hold against the member,
                     // and nothing whole to send to another.
                     tracing::debug!(member = member.name(), failure = ?f, "request body did not arrive whole");
-                    return answer_held(farm, &session, held, || f.response());
+                    return answer_held(farm, &session, held, trace, || f.response());
                 }
                 if counted {
                     report(farm, index, what);
@@ -456,19 +497,21 @@ async fn proxy(
                     tracing::warn!(member = member.name(), failure = ?f, retry, held_back = held, "member failed the request");
                 }
                 if !retry {
-                    return answer_held(farm, &session, held, || f.response());
+                    return answer_held(farm, &session, held, trace, || f.response());
                 }
                 last_failure = Some(f);
             }
         }
     }
     if held.is_some() {
-        return answer_held(farm, &session, held, || Failure::Upstream.response());
+        return answer_held(farm, &session, held, trace, || Failure::Upstream.response());
     }
     if pinned && unreachable {
+        trace.sticky = Sticky::Refused;
         return sticky_refused(farm, &session);
     }
     // No member ready, or every one tried refused the connection: the outage action.
+    trace.member = None;
     if unreachable && matches!(last_failure, None | Some(Failure::Connect)) {
         return outage(
             ctx,
@@ -487,14 +530,26 @@ async fn proxy(
 /// Step 8 for the answer the client gets from member `index` (never for one discarded for a
 /// retry): the sticky counters, and the client re-stuck where needed.
 #[inline]
-fn restick(farm: &FarmState, session: &Session, res: &mut Response<ProxyBody>, index: usize) {
+fn restick(
+    farm: &FarmState,
+    session: &Session,
+    res: &mut Response<ProxyBody>,
+    index: usize,
+    trace: &mut Trace,
+) {
     let Some(s) = &farm.sticky else {
         return;
     };
     match session.placed(index) {
-        Some(true) => farm.counters.sticky_hits.fetch_add(1, Relaxed),
-        Some(false) => farm.counters.sticky_moved.fetch_add(1, Relaxed),
-        None => 0,
+        Some(true) => {
+            trace.sticky = Sticky::Hit;
+            farm.counters.sticky_hits.fetch_add(1, Relaxed);
+        }
+        Some(false) => {
+            trace.sticky = Sticky::Moved;
+            farm.counters.sticky_moved.fetch_add(1, Relaxed);
+        }
+        None => {}
     };
     match s.answer(res.headers_mut(), session, index, session.at) {
         Outcome::Nothing => {}
@@ -512,11 +567,13 @@ fn answer_held(
     farm: &FarmState,
     session: &Session,
     held: Option<(Response<ProxyBody>, usize)>,
+    trace: &mut Trace,
     otherwise: impl FnOnce() -> Response<ProxyBody>,
 ) -> Response<ProxyBody> {
     match held {
         Some((mut res, index)) => {
-            restick(farm, session, &mut res, index);
+            trace.member = Some(index);
+            restick(farm, session, &mut res, index, trace);
             res
         }
         None => otherwise(),

@@ -35,6 +35,7 @@
 //! `docs/configuration.md`). Metrics: member counters in `drover-core` (in-flight, requests,
 //! failures, bytes, latency EWMA, open connections).
 
+pub mod access_log;
 pub mod body;
 pub mod error;
 pub mod forward;

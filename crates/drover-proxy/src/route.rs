@@ -51,6 +51,8 @@ enum PathRule {
 
 #[derive(Debug, Clone)]
 struct CompiledRoute {
+    /// Position in the listener's config routes (the `farm` catch-all last).
+    index: usize,
     host: HostRule,
     path: PathRule,
     action: RouteAction,
@@ -68,7 +70,8 @@ impl RouteTable {
     pub fn build(routes: &[Route], farm_index: impl Fn(&str) -> Option<usize>) -> Self {
         let routes = routes
             .iter()
-            .filter_map(|r| {
+            .enumerate()
+            .filter_map(|(index, r)| {
                 let action = match &r.action {
                     Action::Farm(name) => RouteAction::Farm {
                         farm: farm_index(name)?,
@@ -97,7 +100,12 @@ impl RouteTable {
                     PathMatch::Prefix(p) => PathRule::Prefix(p.trim_end_matches('/').to_string()),
                     PathMatch::Regex(re) => PathRule::Regex(re.clone()),
                 };
-                Some(CompiledRoute { host, path, action })
+                Some(CompiledRoute {
+                    index,
+                    host,
+                    path,
+                    action,
+                })
             })
             .collect();
         RouteTable { routes }
@@ -107,13 +115,18 @@ impl RouteTable {
     /// is matched normalised ([`normalize`]), so `/app//static`, `/app/./static` or
     /// `/app/%73tatic` cannot slip past a rule for `/app/static`.
     pub fn find(&self, host: Option<&[u8]>, path: &str) -> Option<&RouteAction> {
+        self.find_at(host, path).map(|(_, action)| action)
+    }
+
+    /// [`RouteTable::find`], with the route's position in the listener's config routes.
+    pub fn find_at(&self, host: Option<&[u8]>, path: &str) -> Option<(usize, &RouteAction)> {
         let host = host.map(strip_port);
         let path = normalize(path);
         let path = path.as_ref();
         self.routes
             .iter()
             .find(|r| host_matches(&r.host, host) && path_matches(&r.path, path))
-            .map(|r| &r.action)
+            .map(|r| (r.index, &r.action))
     }
 }
 

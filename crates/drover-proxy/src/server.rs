@@ -111,8 +111,11 @@ impl Proxy {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let routing = Routing::build(config, threads);
-        let routing = Arc::new(ArcSwap::from_pointee(prepare(routing, threads)));
+        let routing = prepare(Routing::build(config, threads), threads);
+        if !routing.log_errors.is_empty() {
+            return Err(ServeError::AccessLog(routing.log_errors.join("; ")));
+        }
+        let routing = Arc::new(ArcSwap::from_pointee(routing));
 
         let mut inherited = Inherited::new(options.inherited);
         // sockets[worker] = [(listener conf, socket)]
@@ -261,6 +264,21 @@ impl Proxy {
     /// the new one. Listening sockets are not touched.
     pub fn swap(&self, routing: Routing) {
         self.routing.store(Arc::new(routing));
+    }
+
+    /// Reopens every access log (log rotation: SIGUSR1). Returns at once; each log's writer
+    /// thread reopens its file before writing anything else.
+    pub fn reopen_logs(&self) {
+        for log in self.routing().access_logs() {
+            log.reopen();
+        }
+    }
+
+    /// Writes every access-log line buffered so far, waiting up to `within` per log (at exit).
+    pub fn flush_logs(&self, within: Duration) {
+        for log in self.routing().access_logs() {
+            log.flush(within);
+        }
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight requests finish within the grace
@@ -539,10 +557,51 @@ async fn serve(
         if e.is_parse() || e.is_parse_too_large() {
             // hyper has already answered 400 / 414 / 431 where it could.
             tracing::info!(client = %peer, error = %e, "malformed request");
+            log_refused(&watched, &e);
         } else {
             tracing::debug!(client = %peer, error = %e, "client connection ended");
         }
     }
+}
+
+/// The access-log line of a request hyper answered itself (its head could not be parsed): the
+/// status hyper sent, no request line.
+#[cold]
+fn log_refused(ctx: &ConnCtx, e: &hyper::Error) {
+    let routing = ctx.routing.load();
+    let Some(listener) = routing.listeners.get(ctx.listener) else {
+        return;
+    };
+    let Some(target) = &listener.access_log else {
+        return;
+    };
+    // hyper's choice (`on_error` in its h1 role): 414 for a long URI, 431 for a large head, else
+    // 400.
+    let status = if !e.is_parse_too_large() {
+        400
+    } else if e.to_string().contains("URI") {
+        414
+    } else {
+        431
+    };
+    let line = crate::access_log::format::Line {
+        client: ctx.client.xff.as_bytes(),
+        request: None,
+        status,
+        bytes: 0,
+        referer: None,
+        user_agent: None,
+        listener: &listener.name,
+        route: None,
+        farm: None,
+        member: None,
+        retries: 0,
+        sticky: Default::default(),
+        upstream_ns: None,
+        total_ns: None,
+        completed: true,
+    };
+    target.file.write(ctx.worker, target.format, &line);
 }
 
 /// Closes this worker's pooled member connections once idle for too long, and those of members

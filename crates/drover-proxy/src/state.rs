@@ -19,12 +19,14 @@ use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use drover_config::{
-    Config, FailureKinds, Farm as FarmConfig, Listener, Outage, RetryOn, Timeouts,
+    AccessLog, Config, FailureKinds, Farm as FarmConfig, Listener, LogFormat, Outage, RetryOn,
+    Timeouts,
 };
 use drover_core::outlier::OutlierRules;
 use drover_core::{Farm, HashKey, HealthRules, Member, MemberSpec, PassiveRules, RetryBudget};
 use http::{HeaderName, HeaderValue, StatusCode};
 
+use crate::access_log::LogFile;
 use crate::forward::ForwardSettings;
 use crate::pool::{PoolSettings, Upstream};
 use crate::route::RouteTable;
@@ -34,6 +36,8 @@ use crate::route::RouteTable;
 pub struct Routing {
     pub listeners: Vec<ListenerState>,
     pub farms: Vec<FarmState>,
+    /// Access logs that could not be opened (path: error); those listeners log nothing.
+    pub log_errors: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -43,6 +47,16 @@ pub struct ListenerState {
     pub max_uri_bytes: usize,
     pub forwarding: ForwardSettings,
     pub trusted: Vec<drover_config::Cidr>,
+    /// The listener's access log, if it has one.
+    pub access_log: Option<ListenerLog>,
+}
+
+/// A listener's access log: the open log (shared by listeners naming the same path, and kept by
+/// a rebuild while the path is unchanged) and this listener's line format.
+#[derive(Debug)]
+pub struct ListenerLog {
+    pub file: Arc<LogFile>,
+    pub format: LogFormat,
 }
 
 /// What a farm answers when no member is ready, prepared for the request path.
@@ -142,10 +156,12 @@ impl Routing {
             .map(|f| FarmState::build(f, workers, old.and_then(|o| o.farm(&f.name))))
             .collect();
         let index = |name: &str| config.farms.iter().position(|f| f.name == name);
+        let mut logs = Logs::new(old, workers);
         let listeners = config
             .listeners
             .iter()
             .map(|l: &Listener| ListenerState {
+                access_log: l.access_log.as_ref().and_then(|a| logs.get(a)),
                 name: l.name.clone(),
                 routes: RouteTable::build(&l.routes, index),
                 max_uri_bytes: l.limits.max_uri_bytes,
@@ -156,7 +172,11 @@ impl Routing {
                 trusted: l.trusted_proxies.clone(),
             })
             .collect();
-        let routing = Routing { listeners, farms };
+        let routing = Routing {
+            listeners,
+            farms,
+            log_errors: logs.errors,
+        };
         if let Some(old) = old {
             routing.retire_replaced(old);
         }
@@ -174,8 +194,69 @@ impl Routing {
         }
     }
 
+    /// Every open access log once (listeners may share one).
+    pub fn access_logs(&self) -> Vec<&Arc<LogFile>> {
+        let mut all: Vec<&Arc<LogFile>> = Vec::new();
+        for file in self
+            .listeners
+            .iter()
+            .filter_map(|l| Some(&l.access_log.as_ref()?.file))
+        {
+            if !all.iter().any(|f| Arc::ptr_eq(f, file)) {
+                all.push(file);
+            }
+        }
+        all
+    }
+
     pub fn farm(&self, name: &str) -> Option<&FarmState> {
         self.farms.iter().find(|f| f.farm.name == name)
+    }
+}
+
+/// The access logs of a snapshot being built: one per path, the old snapshot's kept.
+struct Logs<'a> {
+    old: Vec<&'a Arc<LogFile>>,
+    open: Vec<Arc<LogFile>>,
+    workers: usize,
+    errors: Vec<String>,
+}
+
+impl<'a> Logs<'a> {
+    fn new(old: Option<&'a Routing>, workers: usize) -> Self {
+        Logs {
+            old: old.map(Routing::access_logs).unwrap_or_default(),
+            open: Vec::new(),
+            workers,
+            errors: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, cfg: &AccessLog) -> Option<ListenerLog> {
+        let same = |f: &&Arc<LogFile>| *f.path() == cfg.path;
+        let file = match self
+            .open
+            .iter()
+            .find(same)
+            .or_else(|| self.old.iter().copied().find(same))
+        {
+            Some(f) => Arc::clone(f),
+            None => match LogFile::open(&cfg.path, self.workers) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(path = %cfg.path, error = %e, "cannot open the access log");
+                    self.errors.push(format!("access log {}: {e}", cfg.path));
+                    return None;
+                }
+            },
+        };
+        if !self.open.iter().any(|f| Arc::ptr_eq(f, &file)) {
+            self.open.push(Arc::clone(&file));
+        }
+        Some(ListenerLog {
+            file,
+            format: cfg.format,
+        })
     }
 }
 

@@ -396,6 +396,7 @@ pub(crate) async fn serve_until_signal(
                     })
                     .await;
                 }
+                Signal::Reopen => proxy.reopen_logs(),
                 Signal::Upgrade if !takeover.reexec => {
                     tracing::warn!("SIGUSR2: this drover cannot upgrade itself (the demo)");
                 }
@@ -443,19 +444,27 @@ pub(crate) async fn serve_until_signal(
             tracing::warn!("second signal: exiting without waiting for in-flight requests");
         }
     }
+    // The access-log lines still buffered (the requests that just finished) go out before exit.
+    let p = Arc::clone(&proxy);
+    let _ = tokio::task::spawn_blocking(move || p.flush_logs(LOG_FLUSH)).await;
     Ok(())
 }
 
+/// How long exit waits for each access log's last lines to be written.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 enum Signal {
     Reload,
+    Reopen,
     Stop,
     Upgrade,
 }
 
-/// SIGHUP (reload), SIGTERM and SIGINT (stop), SIGUSR2 (binary upgrade), watched from start to
-/// exit.
+/// SIGHUP (reload), SIGUSR1 (reopen the access logs), SIGUSR2 (binary upgrade), SIGTERM and
+/// SIGINT (stop), watched from start to exit.
 struct Signals {
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
     usr2: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -466,6 +475,7 @@ impl Signals {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            usr1: signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?,
             usr2: signal(SignalKind::user_defined2()).context("cannot watch SIGUSR2")?,
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
@@ -475,13 +485,14 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         tokio::select! {
             _ = self.hup.recv() => Signal::Reload,
+            _ = self.usr1.recv() => Signal::Reopen,
             _ = self.usr2.recv() => Signal::Upgrade,
             _ = self.term.recv() => Signal::Stop,
             _ = self.int.recv() => Signal::Stop,
         }
     }
 
-    /// The next SIGTERM or SIGINT (SIGHUPs are ignored while stopping).
+    /// The next SIGTERM or SIGINT (SIGHUPs and SIGUSR1s are ignored while stopping).
     async fn stop(&mut self) {
         loop {
             if let Signal::Stop = self.next().await {

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{Drover, Load, call, free_addr, temp_path};
-use drover_testkit::client::{DEADLINE, connect, get_request, try_send};
+use drover_testkit::client::{DEADLINE, connect, eventually, get_request, try_send};
 use drover_testkit::{MemberConfig, TestMember};
 use http::Method;
 use serde_json::Value;
