@@ -11,6 +11,7 @@
 mod control;
 mod ctl;
 mod demo;
+mod peers;
 mod statefile;
 
 use std::path::PathBuf;
@@ -169,7 +170,13 @@ pub(crate) async fn serve_until_signal(
             control,
         ));
         process.attach_admin(&state);
+        if let Some(g) = start_gossip(&config, &proxy, &process).await? {
+            let _ = state.peers.set(g);
+        }
         tokio::spawn(drover_admin::serve(listener, state));
+    } else {
+        // Without an admin listener nothing local changes, but peers' changes still apply.
+        start_gossip(&config, &proxy, &process).await?;
     }
     let mut signals = Signals::new()?;
     // SIGHUP reloads (and logs what it did, or why it was refused) until SIGTERM or SIGINT.
@@ -188,6 +195,25 @@ pub(crate) async fn serve_until_signal(
         }
     }
     Ok(())
+}
+
+/// Starts the gossip of runtime state with the peers when the config has `[cluster]`.
+async fn start_gossip(
+    config: &drover_config::Config,
+    proxy: &Arc<Proxy>,
+    process: &Arc<control::Process>,
+) -> anyhow::Result<Option<Arc<dyn drover_admin::Peers>>> {
+    let Some(settings) = drover_cluster::gossip::Settings::from_config(config) else {
+        return Ok(None);
+    };
+    let p = Arc::clone(process);
+    let gossip = drover_cluster::gossip::Gossip::start(
+        settings,
+        Arc::clone(proxy),
+        Arc::new(move || p.save()),
+    )
+    .await?;
+    Ok(Some(Arc::new(peers::GossipPeers(gossip))))
 }
 
 enum Signal {

@@ -214,7 +214,11 @@ pub fn report_value(r: &LoadReport, t: u64) -> String {
 
 /// The report in a `{t} {json}` value, for `member`, received at `received` (clock scale), and
 /// its stamp. The metrics are checked again as if pushed: a bad value is refused, not applied.
-pub fn parse_report(member: &str, v: &str, received: impl FnOnce(u64) -> u64) -> Option<(LoadReport, u64)> {
+pub fn parse_report(
+    member: &str,
+    v: &str,
+    received: impl FnOnce(u64) -> u64,
+) -> Option<(LoadReport, u64)> {
     let (t, json) = v.split_once(' ')?;
     let t: u64 = t.parse().ok()?;
     let w: WireReport = serde_json::from_str(json).ok()?;

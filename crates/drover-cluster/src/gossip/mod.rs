@@ -99,6 +99,45 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The gossip's settings for this node of `cluster`, with `config`'s farms for the sticky
+    /// sessions' time to live.
+    pub fn from_config(config: &drover_config::Config) -> Option<Settings> {
+        let cluster = config.cluster.as_ref()?;
+        let me = cluster.this_node()?;
+        let at = |ip| SocketAddr::new(ip, cluster.gossip_port);
+        let mut s = Settings::new(
+            &cluster.node,
+            at(me.address),
+            cluster.peers().map(|n| at(n.address)).collect(),
+            &cluster_id(cluster.secret.expose()),
+        );
+        if let Some(ttl) = config
+            .farms
+            .iter()
+            .filter_map(|f| f.sticky.as_ref())
+            .filter(|s| s.mode == drover_config::StickyMode::Learn)
+            .map(|s| s.ttl)
+            .max()
+        {
+            s.sticky_ttl = ttl;
+        }
+        Some(s)
+    }
+}
+
+/// The cluster id chitchat sends in clear: derived from the shared secret (so two clusters on one
+/// network stay apart), never the secret itself.
+pub fn cluster_id(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"drover gossip cluster id\n");
+    h.update(secret);
+    let d = h.finalize();
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("drover-{hex}")
+}
+
 /// Why the gossip did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum GossipError {
@@ -309,7 +348,11 @@ struct Task {
 
 /// The cluster's value of `key`: the highest (stamp, node) across every node state, with the
 /// node that holds it.
-fn winner<'a>(chitchat: &'a Chitchat, key: &Key, raw: &str) -> Option<(&'a ChitchatId, &'a str, u64)> {
+fn winner<'a>(
+    chitchat: &'a Chitchat,
+    key: &Key,
+    raw: &str,
+) -> Option<(&'a ChitchatId, &'a str, u64)> {
     let mut best: Option<(&ChitchatId, &str, u64)> = None;
     for (id, state) in chitchat.node_states() {
         let Some(v) = state.get(raw) else { continue };
@@ -574,7 +617,12 @@ fn apply_op(
             if flag == Flag::On
                 && let Some((panic, why)) = f.farm.refresh()
             {
-                tracing::warn!(farm, panic, "panic mode {}: {why}", if panic { "on" } else { "off" });
+                tracing::warn!(
+                    farm,
+                    panic,
+                    "panic mode {}: {why}",
+                    if panic { "on" } else { "off" }
+                );
             }
             Some(true)
         }
@@ -587,7 +635,14 @@ fn apply_op(
                 return Some(false);
             }
             m.state.set_weight(value);
-            tracing::info!(farm, member, old, weight = value, peer = from, "weight of {member} set by peer {from}");
+            tracing::info!(
+                farm,
+                member,
+                old,
+                weight = value,
+                peer = from,
+                "weight of {member} set by peer {from}"
+            );
             Some(true)
         }
     }
