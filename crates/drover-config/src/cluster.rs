@@ -26,6 +26,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "advert_interval",
     "vips",
     "gossip_port",
+    "gossip_interval",
+    "gossip_max_sticky_keys",
     "ready_requires",
     "keepalived",
     "run_dir",
@@ -127,6 +129,12 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Cluster
     let gossip_port = t
         .int(ctx, "gossip_port", 1..=65535)
         .map_or(ClusterConfig::DEFAULT_GOSSIP_PORT, |p| p as u16);
+    let gossip_interval = gossip_interval(ctx, &t);
+    let gossip_max_sticky_keys = t
+        .int(ctx, "gossip_max_sticky_keys", 1..=10_000_000)
+        .map_or(ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS, |n| {
+            n as usize
+        });
     let ready_requires = ready_requires(ctx, &t);
     let keepalived = t
         .str(
@@ -152,6 +160,8 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Cluster
         advert_interval,
         vips,
         gossip_port,
+        gossip_interval,
+        gossip_max_sticky_keys,
         ready_requires,
         keepalived,
         run_dir,
@@ -326,6 +336,29 @@ fn ready_requires(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ReadyRequires {
         }
         _ => ReadyRequires::ReadyMember,
     }
+}
+
+/// `gossip_interval`: how often a node gossips; the failure detector and the propagation time
+/// follow it.
+fn gossip_interval(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Duration {
+    let default = ClusterConfig::DEFAULT_GOSSIP_INTERVAL;
+    let (Some(d), Some(v)) = (t.duration(ctx, "gossip_interval"), t.get("gossip_interval")) else {
+        return default;
+    };
+    let (lo, hi) = (Duration::from_millis(10), Duration::from_secs(10));
+    if d < lo || d > hi {
+        ctx.bad(
+            &t.child("gossip_interval"),
+            v,
+            format!(
+                "out of range; expected {} to {} (\"100ms\" spreads a change in well under a second)",
+                show(lo),
+                show(hi)
+            ),
+        );
+        return default;
+    }
+    d
 }
 
 fn advert_interval(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Duration {

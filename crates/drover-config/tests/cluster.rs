@@ -46,6 +46,8 @@ fn defaults() {
     assert!(c.vips.is_empty());
     assert_eq!(c.interface, None);
     assert_eq!(c.gossip_port, 7946);
+    assert_eq!(c.gossip_interval, Duration::from_millis(100));
+    assert_eq!(c.gossip_max_sticky_keys, 100_000);
     assert_eq!(c.ready_requires, ReadyRequires::ReadyMember);
     assert_eq!(c.keepalived, Path::new("keepalived"));
     assert_eq!(c.run_dir, Path::new("/run/drover/n2"));
@@ -236,4 +238,28 @@ fn unknown_keys_are_errors() {
     )
     .unwrap_err();
     has(&errors, 15, &["cluster.nodes[0].port", "unknown key"]);
+}
+
+#[test]
+fn gossip_knobs() {
+    let c = parse(&format!(
+        "[cluster]\nnode = \"n1\"\nsecret = \"0123456789abcdef\"\ngossip_interval = \"250ms\"\n\
+         gossip_max_sticky_keys = 5000\n{NODES}"
+    ))
+    .unwrap()
+    .cluster
+    .unwrap();
+    assert_eq!(c.gossip_interval, Duration::from_millis(250));
+    assert_eq!(c.gossip_max_sticky_keys, 5000);
+    let errors = parse(&format!(
+        "[cluster]\nnode = \"n1\"\nsecret = \"0123456789abcdef\"\ngossip_interval = \"5ms\"\n\
+         gossip_max_sticky_keys = 0\n{NODES}"
+    ))
+    .unwrap_err();
+    has(
+        &errors,
+        12,
+        &["cluster.gossip_interval = \"5ms\"", "10ms to 10s"],
+    );
+    has(&errors, 13, &["cluster.gossip_max_sticky_keys = 0"]);
 }

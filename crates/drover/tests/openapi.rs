@@ -402,7 +402,7 @@ impl Drop for Setup {
 
 /// Farm `app` (round-robin, members a1 and a2) and farm `web` (learn-mode sticky sessions,
 /// `expect`, one member w1), so that the optional objects of the document (`sticky`, `expect_s`)
-/// are served too; an admin token and a basic-auth user; a push secret.
+/// are served too; an admin token and a basic-auth user; a push secret; a cluster of one node.
 async fn setup() -> Setup {
     let users = temp_path("users");
     let hash = bcrypt::hash(PASSWORD, 5).unwrap();
@@ -415,10 +415,21 @@ async fn setup() -> Setup {
         members.push(m);
     }
     let (app, web, admin) = (free_addr(), free_addr(), free_addr());
+    // A cluster of one, so GET /api/v1/cluster/peers answers its 200.
+    let gossip_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
     let config = format!(
         r#"
 [server]
 threads = 1
+
+[cluster]
+node = "n1"
+secret = "openapi-test-cluster-secret-0123"
+gossip_port = {gossip_port}
+nodes = [{{ name = "n1", address = "127.0.0.1" }}]
 
 [admin]
 listen = "{admin}"

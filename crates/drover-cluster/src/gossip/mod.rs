@@ -112,6 +112,8 @@ impl Settings {
             cluster.peers().map(|n| at(n.address)).collect(),
             &cluster_id(cluster.secret.expose()),
         );
+        s.interval = cluster.gossip_interval;
+        s.max_sticky_keys = cluster.gossip_max_sticky_keys;
         if let Some(ttl) = config
             .farms
             .iter()

@@ -33,6 +33,12 @@ pub struct ClusterConfig {
     pub vips: Vec<Cidr>,
     /// `gossip_port`: the UDP port of the gossip on each node's address. Default 7946.
     pub gossip_port: u16,
+    /// `gossip_interval`: how often a node gossips with a few peers, 10ms to 10s. Default 100ms.
+    /// The failure detector expects a heartbeat about this often.
+    pub gossip_interval: Duration,
+    /// `gossip_max_sticky_keys`: learned sticky sessions one node publishes at most (the oldest
+    /// go first). Default 100000.
+    pub gossip_max_sticky_keys: usize,
     /// `ready_requires`: what "this node is ready" means for keepalived. Default
     /// [`ReadyRequires::ReadyMember`].
     pub ready_requires: ReadyRequires,
@@ -49,6 +55,8 @@ impl ClusterConfig {
     pub const MIN_ADVERT_INTERVAL: Duration = Duration::from_millis(10);
     pub const MAX_ADVERT_INTERVAL: Duration = Duration::from_secs(40);
     pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
+    pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
+    pub const DEFAULT_GOSSIP_MAX_STICKY_KEYS: usize = 100_000;
     /// Most nodes: VRRP priorities are 1..=254 and each node needs its own step.
     pub const MAX_NODES: usize = 32;
     /// Most VIPs: one VRRP instance (and virtual router id, 1..=255) each.
