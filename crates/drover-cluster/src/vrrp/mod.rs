@@ -313,23 +313,28 @@ impl Vips {
 
 /// Runs the checks and keeps the track file in step.
 async fn readiness(vips: Arc<Vips>, mut stop: watch::Receiver<bool>) {
-    let mut written: Option<Option<String>> = None;
+    let mut last: Option<Option<String>> = None;
     loop {
         let now = vips.evaluate();
-        if written.as_ref() != Some(&now) {
-            let content: &[u8] = if now.is_none() { b"0\n" } else { b"1\n" };
+        let content: &[u8] = if now.is_none() { b"0\n" } else { b"1\n" };
+        // Written when the answer changes, and again whenever the file says otherwise (someone
+        // else wrote it, or it was removed).
+        let on_disk = std::fs::read(&vips.files.track).ok();
+        if last.as_ref() != Some(&now) || on_disk.as_deref() != Some(content) {
             match write_atomic(&vips.files.track, content) {
                 Ok(()) => {
-                    match &now {
-                        None => {
-                            tracing::info!(node = %vips.config.node, "cluster: ready to hold VIPs")
-                        }
-                        Some(why) => {
-                            tracing::info!(node = %vips.config.node, %why, "cluster: not holding VIPs")
+                    if last.as_ref() != Some(&now) {
+                        match &now {
+                            None => {
+                                tracing::info!(node = %vips.config.node, "cluster: ready to hold VIPs")
+                            }
+                            Some(why) => {
+                                tracing::info!(node = %vips.config.node, %why, "cluster: not holding VIPs")
+                            }
                         }
                     }
                     vips.lock_state().not_ready = now.clone();
-                    written = Some(now);
+                    last = Some(now);
                 }
                 Err(e) => tracing::error!(
                     path = %vips.files.track.display(), error = %e,

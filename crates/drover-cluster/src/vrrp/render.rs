@@ -8,10 +8,13 @@
 //!   not, and only the listed peers are heard (version 3 has no authentication field);
 //! - every instance starts `BACKUP`; `nopreempt` when `preempt = false` (keepalived honours it
 //!   only in state BACKUP);
-//! - `track_file drover_ready` with weight 0: drover writes `0` there while this node is ready
+//! - `track_file drover_ready` with weight 0 (drover creates the file; keepalived must not
+//!   overwrite it): drover writes `0` there while this node is ready
 //!   and not in maintenance, `1` otherwise, and a non-zero value puts every instance in FAULT, so
 //!   its VIPs go (and a master that leaves sends a priority-0 advert: the backup takes over at
 //!   once instead of waiting three adverts);
+//! - `max_auto_priority`: keepalived's VRRP process runs at real-time priority, so a busy machine
+//!   does not delay its adverts into a false takeover;
 //! - `notify_fifo`: keepalived writes each instance's state changes there; the supervisor reads
 //!   them for the API;
 //! - gratuitous ARP / unsolicited neighbour adverts: a burst on becoming master, a second one a
@@ -60,13 +63,13 @@ pub fn render(c: &ClusterConfig, plan: &Plan, files: &Files<'_>) -> Option<Strin
         "global_defs {{\n    router_id drover_{node}\n    vrrp_version 3\n    \
          vrrp_garp_master_delay 1\n    vrrp_garp_master_repeat 3\n    \
          vrrp_garp_master_refresh 60\n    vrrp_garp_interval 0.001\n    vrrp_gna_interval 0.001\n    \
-         script_user root\n    enable_script_security\n    notify_fifo {fifo}\n}}\n",
+         max_auto_priority\n    script_user root\n    enable_script_security\n    notify_fifo {fifo}\n}}\n",
         node = c.node,
         fifo = files.fifo.display(),
     );
     let _ = writeln!(
         out,
-        "vrrp_track_file {TRACK} {{\n    file {track}\n    weight 0\n    init_file 1 overwrite\n}}\n",
+        "track_file {TRACK} {{\n    file {track}\n    weight 0\n}}\n",
         track = files.track.display(),
     );
     for inst in &plan.instances {
