@@ -18,7 +18,8 @@
 //!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
 //!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]), members added and removed at
 //!   run time (`POST /api/v1/farms/{farm}/members`, `DELETE .../members/{member}`) and
-//!   `POST /api/v1/reload` ([`control`]). Anything else is a 404, after the credentials check.
+//!   `POST /api/v1/reload` ([`control`]), `GET /api/v1/cluster` and
+//!   `POST /api/v1/cluster/maintenance` ([`cluster`]). Anything else is a 404, after the credentials check.
 //!   A cross-site write (foreign `Origin`, or `Sec-Fetch-Site` `cross-site`/`same-site`) is
 //!   refused with 403 before that ([`auth::cross_site`]).
 //!
@@ -44,6 +45,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod cluster;
 pub mod control;
 pub mod dashboard;
 pub mod intake;
@@ -54,6 +56,7 @@ pub mod view;
 
 use arc_swap::ArcSwap;
 pub use auth::Auth;
+pub use cluster::Cluster;
 pub use control::{Control, ControlError, NewMember, Reloaded};
 pub use intake::Intake;
 
@@ -67,6 +70,8 @@ pub struct AdminState {
     /// The cluster's peers, when the node is in one (`[cluster]`): told of operator changes and
     /// pushed reports, and shown at `GET /api/v1/cluster/peers`.
     pub peers: std::sync::OnceLock<Arc<dyn Peers>>,
+    /// The cluster, when the config has `[cluster]` (set once, after start).
+    pub cluster: std::sync::OnceLock<Arc<dyn Cluster>>,
 }
 
 /// An operator's change to a member, for the peers.
@@ -100,6 +105,7 @@ impl AdminState {
             auth: ArcSwap::from_pointee(Auth::new(admin)),
             control,
             peers: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,6 +144,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/v1/farms/{farm}/members", post(control::add))
         .route("/api/v1/reload", post(control::reload))
         .route("/api/v1/cluster/peers", get(cluster_peers))
+        .route("/api/v1/cluster", get(cluster::status))
+        .route("/api/v1/cluster/maintenance", post(cluster::maintenance))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

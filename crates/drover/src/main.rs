@@ -8,6 +8,7 @@
 //!
 //! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
 
+mod cluster;
 mod control;
 mod ctl;
 mod demo;
@@ -156,6 +157,8 @@ pub(crate) async fn serve_until_signal(
     let proxy = Arc::new(proxy);
     let process = Arc::new(control::Process::start(path, config, Arc::clone(&proxy))?);
     let config = process.config();
+    // Keepalived is spawned from this (the main) thread: its parent-death signal follows it.
+    let cluster = cluster::Running::start(&config, &proxy).context("cannot start the cluster")?;
     if let Some(admin) = &config.admin {
         let addr = admin.listen;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -170,6 +173,11 @@ pub(crate) async fn serve_until_signal(
             control,
         ));
         process.attach_admin(&state);
+        if let Some(c) = &cluster {
+            let _ = state
+                .cluster
+                .set(Arc::new(cluster::Admin(Arc::clone(&c.vips))));
+        }
         if let Some(g) = start_gossip(&config, &proxy, &process).await? {
             let _ = state.peers.set(g);
         }
@@ -184,6 +192,12 @@ pub(crate) async fn serve_until_signal(
         let p = Arc::clone(&process);
         let _ =
             tokio::task::spawn_blocking(move || drover_admin::Control::reload(&*p, "SIGHUP")).await;
+    }
+    if let Some(c) = &cluster {
+        // The VIPs go to a peer before the listeners close (keepalived stops with priority-0
+        // adverts), so clients move without waiting for adverts to time out.
+        tracing::info!("shutting down: giving up this node's VIPs");
+        c.stop().await;
     }
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     proxy.shutdown();

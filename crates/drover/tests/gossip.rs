@@ -19,7 +19,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use chaoskit::{farm_view, member};
-use common::{Drover, call, free_addr, push_report};
+use common::{Drover, call, free_addr, push_report, temp_path};
 use drover_testkit::client::{self, Body};
 use drover_testkit::{MemberConfig, TestMember};
 use hyper::client::conn::http1::SendRequest;
@@ -87,6 +87,8 @@ async fn cluster() -> Cluster {
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let (listen, admin) = (free_addr(), free_addr());
+        // keepalived's files (none is started: no VIPs), apart from any real node's.
+        let run_dir = temp_path(&format!("run-n{i}"));
         let config = format!(
             r#"
 [server]
@@ -117,6 +119,7 @@ ttl = "60s"
 node = "n{i}"
 secret = "{SECRET}"
 gossip_port = {port}
+run_dir = {run_dir:?}
 
 [[cluster.nodes]]
 name = "n1"

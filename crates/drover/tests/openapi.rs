@@ -420,6 +420,7 @@ async fn setup() -> Setup {
         .and_then(|s| s.local_addr())
         .unwrap()
         .port();
+    let run_dir = temp_path("run");
     let config = format!(
         r#"
 [server]
@@ -429,6 +430,7 @@ threads = 1
 node = "n1"
 secret = "openapi-test-cluster-secret-0123"
 gossip_port = {gossip_port}
+run_dir = {run_dir:?}
 nodes = [{{ name = "n1", address = "127.0.0.1" }}]
 
 [admin]
