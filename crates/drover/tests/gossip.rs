@@ -120,6 +120,8 @@ node = "n{i}"
 secret = "{SECRET}"
 gossip_port = {port}
 run_dir = {run_dir:?}
+# No VIPs, so no keepalived runs; the VIP service still renders its config, which needs one.
+interface = "lo"
 
 [[cluster.nodes]]
 name = "n1"

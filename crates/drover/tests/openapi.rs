@@ -431,6 +431,8 @@ node = "n1"
 secret = "openapi-test-cluster-secret-0123"
 gossip_port = {gossip_port}
 run_dir = {run_dir:?}
+# No VIPs, so no keepalived runs; the VIP service still renders its config, which needs one.
+interface = "lo"
 nodes = [{{ name = "n1", address = "127.0.0.1" }}]
 
 [admin]
