@@ -90,6 +90,20 @@ pub trait Peers: Send + Sync {
     fn reports_received(&self, reports: &[drover_core::LoadReport]);
     /// `GET /api/v1/cluster/peers`.
     fn view(&self) -> serde_json::Value;
+    /// For `/metrics`.
+    fn counters(&self) -> PeerCounters;
+}
+
+/// The gossip's counters for `/metrics` (`drover_gossip_*`, docs/metrics.md).
+#[derive(Debug, Clone, Default)]
+pub struct PeerCounters {
+    /// Other nodes (older lives of this one included) alive and dead.
+    pub alive: u64,
+    pub dead: u64,
+    /// By kind: `op`, `sticky`, `report`.
+    pub applied: Vec<(&'static str, u64)>,
+    pub published: Vec<(&'static str, u64)>,
+    pub ignored: u64,
 }
 
 impl AdminState {

@@ -1,7 +1,7 @@
 //! The admin API's view of the cluster's gossip: [`drover_admin::Peers`] over
 //! [`drover_cluster::gossip::Gossip`] (neither crate depends on the other; the binary joins them).
 
-use drover_admin::{OperatorChange, Peers};
+use drover_admin::{OperatorChange, PeerCounters, Peers};
 use drover_cluster::gossip::{Gossip, Op};
 use drover_core::LoadReport;
 
@@ -23,5 +23,21 @@ impl Peers for GossipPeers {
 
     fn view(&self) -> serde_json::Value {
         serde_json::to_value(self.0.view()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn counters(&self) -> PeerCounters {
+        let v = self.0.view();
+        let others = v.peers.iter().filter(|p| !p.myself);
+        let alive = others.clone().filter(|p| p.alive).count() as u64;
+        let by_kind = |k: drover_cluster::gossip::KeyCounts| {
+            vec![("op", k.op), ("sticky", k.sticky), ("report", k.report)]
+        };
+        PeerCounters {
+            alive,
+            dead: others.count() as u64 - alive,
+            applied: by_kind(v.applied),
+            published: by_kind(v.published),
+            ignored: v.ignored,
+        }
     }
 }

@@ -265,6 +265,16 @@ async fn a_disable_on_one_node_reaches_the_others_within_a_second() {
     assert!(list.iter().all(|p| p["alive"] == true), "{v}");
     assert!(v["applied"]["op"].as_u64().unwrap() >= 4, "{v}");
     assert!(v["published"]["op"].as_u64().unwrap() >= 2, "{v}");
+    let metrics = client::get(c.nodes[0].admin, "/metrics").await;
+    let text = metrics.text();
+    assert!(
+        text.contains("drover_gossip_peers{state=\"alive\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("drover_gossip_applied_total{kind=\"op\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,6 +388,14 @@ async fn a_restarted_node_catches_up_on_what_changed_while_it_was_down() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    let r = push_report(
+        c.nodes[0].admin,
+        REPORTS,
+        &json!({"member": "m1", "metrics": {"cpu": 0.25}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let pushed = Instant::now();
     c.nodes[2].start().await;
     let n3 = c.nodes[2].admin;
     wait_for(WITHIN, "the restarted n3 to catch up", || async {
@@ -385,6 +403,19 @@ async fn a_restarted_node_catches_up_on_what_changed_while_it_was_down() {
         (member(&v, "m2")["draining"] == true && member(&v, "m1")["weight"] == 7).then_some(())
     })
     .await;
+    // The report pushed to n1 before n3 started reaches n3 with its own age, not as fresh news.
+    let report = wait_for(WITHIN, "n3 to get the report pushed to n1", || async {
+        let m = member_field(n3, "m1", "reported").await;
+        (m["metrics"]["cpu"] == 0.25).then_some(m)
+    })
+    .await;
+    let age = Duration::from_secs_f64(report["age_s"].as_f64().unwrap());
+    let since = pushed.elapsed();
+    println!("report pushed {since:?} ago; its age on the restarted n3: {age:?}");
+    assert!(
+        age + Duration::from_millis(30) >= since.saturating_sub(Duration::from_millis(30)),
+        "the report is {since:?} old but n3 says {age:?}"
+    );
     // It lists the two others (its view is refreshed every gossip interval).
     wait_for(WITHIN, "n3 to list n1 and n2", || async {
         let v = peers(n3).await;
