@@ -18,6 +18,7 @@
 //! why). No message quotes a token or password.
 
 mod client;
+mod peers;
 mod render;
 
 use std::io::Write;
@@ -115,6 +116,9 @@ enum CtlCommand {
     /// Reload the config file: validated first; if invalid, the old config stays and the errors
     /// are printed.
     Reload,
+    /// The nodes of this node's cluster as its gossip sees them (alive, dead, keys shared), and
+    /// what it applied from them.
+    Peers,
     /// The member a request would get now, the candidates with their scores, and why the others
     /// are left out (a real pick: a round-robin cursor moves).
     Pick {
@@ -265,6 +269,12 @@ async fn command(client: &Client, command: CtlCommand, json: bool) -> anyhow::Re
         CtlCommand::Reload => {
             let answer = ok(client.call(Method::POST, "/api/v1/reload", None).await?)?;
             print(json, &answer, |b| Ok(render::reloaded(&parse(b)?)))
+        }
+        CtlCommand::Peers => {
+            let answer = ok(client
+                .call(Method::GET, "/api/v1/cluster/peers", None)
+                .await?)?;
+            print(json, &answer, |b| Ok(peers::render(&parse(b)?)))
         }
         CtlCommand::Pick { farm } => {
             let path = format!("/api/v1/farms/{}/pick", segment(&farm));

@@ -265,6 +265,24 @@ async fn a_disable_on_one_node_reaches_the_others_within_a_second() {
     assert!(list.iter().all(|p| p["alive"] == true), "{v}");
     assert!(v["applied"]["op"].as_u64().unwrap() >= 4, "{v}");
     assert!(v["published"]["op"].as_u64().unwrap() >= 2, "{v}");
+    // The same from the command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["ctl", "peers", "--admin", &c.nodes[0].admin.to_string()])
+        .output()
+        .expect("run drover ctl peers");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, state) in [("n1", "self"), ("n2", "alive"), ("n3", "alive")] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(name) && l.contains(state)),
+            "{name} {state}:\n{text}"
+        );
+    }
     let metrics = client::get(c.nodes[0].admin, "/metrics").await;
     let text = metrics.text();
     assert!(
