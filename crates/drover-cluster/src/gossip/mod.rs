@@ -34,6 +34,7 @@
 //! Security: chitchat authenticates nothing; the cluster id (a hash of `[cluster] secret`) only
 //! keeps two clusters apart. The gossip port belongs on the cluster's private network.
 
+mod apply;
 pub mod keys;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -47,7 +48,7 @@ use chitchat::{
     Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle,
     ProtocolVersion, spawn_chitchat,
 };
-use drover_core::{Flag, LoadReport, clock};
+use drover_core::{LoadReport, clock};
 use drover_proxy::Proxy;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -530,13 +531,13 @@ impl Task {
                     member,
                     field,
                 } => {
-                    let changed = apply_op(&routing, &farm, &member, field, &v, &from, now);
+                    let changed = apply::op(&routing, &farm, &member, field, &v, &from, now);
                     save |= changed == Some(true);
                     changed.is_some()
                 }
-                Key::Sticky { farm, key } => apply_sticky(&routing, &farm, key, &v, at(t), now),
+                Key::Sticky { farm, key } => apply::sticky(&routing, &farm, key, &v, at(t), now),
                 Key::Report { member } => match keys::parse_report(&member, &v, at) {
-                    Some((r, _)) => apply_report(&routing, &r) > 0,
+                    Some((r, _)) => apply::report(&routing, &r) > 0,
                     None => false,
                 },
             };
@@ -589,115 +590,4 @@ impl Task {
         drop(c);
         *self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()) = peers;
     }
-}
-
-/// A peer's operator change: `Some(true)` when it changed the member, `Some(false)` when it was
-/// already so, `None` when the farm, member or value is unknown here.
-fn apply_op(
-    routing: &drover_proxy::state::Routing,
-    farm: &str,
-    member: &str,
-    field: OpField,
-    v: &str,
-    from: &str,
-    now: u64,
-) -> Option<bool> {
-    let f = routing.farm(farm)?;
-    let m = f.farm.member(member)?;
-    let (value, _) = keys::parse_stamped(v)?;
-    let value: u32 = value.parse().ok()?;
-    match field {
-        OpField::On | OpField::Drain => {
-            let (flag, word) = match (field, value != 0) {
-                (OpField::On, true) => (Flag::On, "enable"),
-                (OpField::On, false) => (Flag::On, "disable"),
-                (_, true) => (Flag::Draining, "drain"),
-                (_, false) => (Flag::Draining, "undrain"),
-            };
-            let t = m.flip(flag, value != 0, || format!("peer {from}: {word}"), now)?;
-            tracing::info!(farm, member, peer = from, "member {member} {t}");
-            if flag == Flag::On
-                && let Some((panic, why)) = f.farm.refresh()
-            {
-                tracing::warn!(
-                    farm,
-                    panic,
-                    "panic mode {}: {why}",
-                    if panic { "on" } else { "off" }
-                );
-            }
-            Some(true)
-        }
-        OpField::Weight => {
-            if !(1..=1000).contains(&value) {
-                return None;
-            }
-            let old = m.state.weight();
-            if old == value {
-                return Some(false);
-            }
-            m.state.set_weight(value);
-            tracing::info!(
-                farm,
-                member,
-                old,
-                weight = value,
-                peer = from,
-                "weight of {member} set by peer {from}"
-            );
-            Some(true)
-        }
-    }
-}
-
-/// A peer's sticky session (learned at `learned` on our clock) or its end; false when the farm has
-/// no learn table here, the member is unknown, or the entry already expired.
-fn apply_sticky(
-    routing: &drover_proxy::state::Routing,
-    farm: &str,
-    key: u64,
-    v: &str,
-    learned: u64,
-    now: u64,
-) -> bool {
-    let Some(f) = routing.farm(farm) else {
-        return false;
-    };
-    let Some(table) = f.sticky.as_ref().and_then(|s| s.table.as_ref()) else {
-        return false;
-    };
-    let Some((member, _)) = keys::parse_stamped(v) else {
-        return false;
-    };
-    if member == "-" {
-        table.forget_quietly(key);
-        return true;
-    }
-    let Some(i) = f.farm.members.iter().position(|m| m.name() == member) else {
-        return false;
-    };
-    if now.saturating_sub(learned) >= table.ttl() {
-        return false;
-    }
-    table.adopt(key, i, learned);
-    true
-}
-
-/// A report pushed to a peer, applied to every farm that has the member (as the intake does);
-/// returns how many members it was applied to.
-fn apply_report(routing: &drover_proxy::state::Routing, r: &LoadReport) -> usize {
-    let mut applied = 0;
-    for f in &routing.farms {
-        let farm = &f.farm;
-        for (index, m) in farm.members.iter().enumerate() {
-            if m.name() != r.member {
-                continue;
-            }
-            applied += 1;
-            for t in farm.apply_report(index, r, r.received) {
-                tracing::info!(farm = %farm.name, member = m.name(), "member {} {t} (report pushed to a peer)", m.name());
-            }
-        }
-    }
-    applied
 }

@@ -175,6 +175,8 @@ mod tests {
                 .map(|v| drover_config::units::parse_cidr(v).unwrap())
                 .collect(),
             gossip_port: 7946,
+            gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
+            gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
             ready_requires: ReadyRequires::Listeners,
             keepalived: "keepalived".into(),
             run_dir: "/tmp".into(),

@@ -136,6 +136,8 @@ mod tests {
                 .map(|v| drover_config::units::parse_cidr(v).unwrap())
                 .collect(),
             gossip_port: 7946,
+            gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
+            gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
             ready_requires: ReadyRequires::Listeners,
             keepalived: "keepalived".into(),
             run_dir: "/run/drover/n2".into(),
@@ -255,6 +257,8 @@ mod keepalived_check {
                     .map(|v| drover_config::units::parse_cidr(v).unwrap())
                     .collect(),
                 gossip_port: 7946,
+                gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
+                gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
                 ready_requires: ReadyRequires::Listeners,
                 keepalived: "keepalived".into(),
                 run_dir: dir.clone(),
