@@ -377,6 +377,7 @@ async fn a_learned_session_survives_its_nodes_death() {
     })
     .await;
     c.nodes[0].kill();
+    let killed = Instant::now();
     // Round robin alone would alternate members for each client's five requests in a row.
     let mut conn = client::connect(b).await;
     for (cookie, home) in &sessions {
@@ -390,6 +391,22 @@ async fn a_learned_session_survives_its_nodes_death() {
             );
         }
     }
+    // The failure detector marks n1 dead; its keys still count.
+    let n2 = c.nodes[1].admin;
+    wait_for(Duration::from_secs(15), "n2 to mark n1 dead", || async {
+        let v = peers(n2).await;
+        let n1 = v["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "n1")?
+            .clone();
+        (n1["alive"] == false && n1["keys"]["sticky"].as_u64() == Some(8)).then_some(())
+    })
+    .await;
+    println!(
+        "n2 marked the SIGKILLed n1 dead after {:?}",
+        killed.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
