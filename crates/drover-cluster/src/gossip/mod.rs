@@ -290,6 +290,8 @@ impl Gossip {
             settings: settings.clone(),
             sticky_published: VecDeque::new(),
             heartbeats: HashMap::new(),
+            key_counts: HashMap::new(),
+            ticks: 0,
         };
         tokio::spawn(task.run(rx, ev_rx));
         tracing::info!(node = %settings.node, gossip = %settings.listen, seeds = ?settings.seeds, "gossip started");
@@ -347,7 +349,14 @@ struct Task {
     sticky_published: VecDeque<(String, Instant)>,
     /// Per node: its last heartbeat and when it moved.
     heartbeats: HashMap<ChitchatId, (u64, Instant)>,
+    /// Per node: its keys by kind, counted every [`COUNT_EVERY`] ticks (a walk of every key).
+    key_counts: HashMap<ChitchatId, KeyCounts>,
+    ticks: u64,
 }
+
+/// Key counts for the view are refreshed every this many gossip intervals: counting walks every
+/// key of every node, too much to do each interval with many sticky sessions.
+const COUNT_EVERY: u64 = 10;
 
 /// The cluster's value of `key`: the highest (stamp, node) across every node state, with the
 /// node that holds it.
@@ -553,6 +562,7 @@ impl Task {
     }
 
     async fn refresh_view(&mut self) {
+        self.ticks += 1;
         let chitchat = self.handle.chitchat();
         let c = chitchat.lock().await;
         let live: BTreeSet<&ChitchatId> = c.live_nodes().collect();
@@ -564,15 +574,22 @@ impl Task {
             if seen.0 != hb {
                 *seen = (hb, now);
             }
-            let mut keys = KeyCounts::default();
-            for (k, _) in state.key_values() {
-                match k.as_bytes().first() {
-                    Some(b'o') => keys.op += 1,
-                    Some(b's') => keys.sticky += 1,
-                    Some(b'r') => keys.report += 1,
-                    _ => {}
+            let stale = self.ticks % COUNT_EVERY == 0 || !self.key_counts.contains_key(id);
+            let keys = if stale {
+                let mut keys = KeyCounts::default();
+                for (k, _) in state.key_values() {
+                    match k.as_bytes().first() {
+                        Some(b'o') => keys.op += 1,
+                        Some(b's') => keys.sticky += 1,
+                        Some(b'r') => keys.report += 1,
+                        _ => {}
+                    }
                 }
-            }
+                self.key_counts.insert(id.clone(), keys);
+                keys
+            } else {
+                self.key_counts.get(id).copied().unwrap_or_default()
+            };
             let myself = *id == self.me;
             peers.push(PeerView {
                 name: id.node_id.to_string(),
@@ -586,6 +603,12 @@ impl Task {
                 }),
                 keys,
             });
+        }
+        if self.ticks % COUNT_EVERY == 0 {
+            // Forget what we kept of nodes chitchat itself forgot.
+            let known: BTreeSet<&ChitchatId> = c.node_states().keys().collect();
+            self.heartbeats.retain(|id, _| known.contains(id));
+            self.key_counts.retain(|id, _| known.contains(id));
         }
         drop(c);
         *self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()) = peers;
