@@ -574,7 +574,7 @@ impl Task {
             if seen.0 != hb {
                 *seen = (hb, now);
             }
-            let stale = self.ticks % COUNT_EVERY == 0 || !self.key_counts.contains_key(id);
+            let stale = self.ticks.is_multiple_of(COUNT_EVERY) || !self.key_counts.contains_key(id);
             let keys = if stale {
                 let mut keys = KeyCounts::default();
                 for (k, _) in state.key_values() {
@@ -604,7 +604,7 @@ impl Task {
                 keys,
             });
         }
-        if self.ticks % COUNT_EVERY == 0 {
+        if self.ticks.is_multiple_of(COUNT_EVERY) {
             // Forget what we kept of nodes chitchat itself forgot.
             let known: BTreeSet<&ChitchatId> = c.node_states().keys().collect();
             self.heartbeats.retain(|id, _| known.contains(id));
