@@ -71,7 +71,7 @@ impl Node {
 
 struct Cluster {
     nodes: Vec<Node>,
-    _members: Vec<TestMember>,
+    members: Vec<TestMember>,
 }
 
 async fn cluster() -> Cluster {
@@ -147,10 +147,7 @@ address = "127.0.0.13"
     for n in &mut nodes {
         n.start().await;
     }
-    let c = Cluster {
-        nodes,
-        _members: members,
-    };
+    let c = Cluster { nodes, members };
     // Every node sees the two others alive before a test starts.
     for n in &c.nodes {
         wait_for(
@@ -203,6 +200,20 @@ async fn write(admin: SocketAddr, path: &str) {
     )
     .await;
     assert_eq!(r.status, 200, "{path}: {}", r.text());
+}
+
+/// Adds member `name` at `address` to farm app through `admin`.
+async fn add_member(admin: SocketAddr, name: &str, address: SocketAddr) {
+    let body = json!({"name": name, "address": address.to_string()}).to_string();
+    let r = call(
+        admin,
+        http::Method::POST,
+        "/api/v1/farms/app/members",
+        body.as_bytes(),
+        &[("authorization", format!("Bearer {TOKEN}"))],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
 }
 
 async fn member_field(admin: SocketAddr, name: &str, field: &str) -> Value {
@@ -461,5 +472,28 @@ async fn a_restarted_node_catches_up_on_what_changed_while_it_was_down() {
             .collect();
         (names.iter().any(|n| n == "n1") && names.iter().any(|n| n == "n2")).then_some(())
     })
+    .await;
+
+    // A member the operator disabled on n2 before n1 had it: n1 applies the cluster's state when
+    // it gets the member (its snapshot is rebuilt), not only on the next change.
+    let addr = c.members[0].addr();
+    add_member(c.nodes[1].admin, "m3", addr).await;
+    write(c.nodes[1].admin, "/api/v1/farms/app/members/m3/disable").await;
+    wait_for(WITHIN, "n1 to have n2's op key for m3", || async {
+        let v = peers(c.nodes[0].admin).await;
+        let n2 = v["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "n2")?
+            .clone();
+        (n2["keys"]["op"].as_u64()? >= 2).then_some(())
+    })
+    .await;
+    add_member(c.nodes[0].admin, "m3", addr).await;
+    wait_for(
+        WITHIN,
+        "n1 to disable its new m3 as n2's operator did",
+        || async { (member_field(c.nodes[0].admin, "m3", "on").await == false).then_some(()) },
+    )
     .await;
 }

@@ -292,6 +292,7 @@ impl Gossip {
             heartbeats: HashMap::new(),
             key_counts: HashMap::new(),
             ticks: 0,
+            last_routing: std::sync::Weak::new(),
         };
         tokio::spawn(task.run(rx, ev_rx));
         tracing::info!(node = %settings.node, gossip = %settings.listen, seeds = ?settings.seeds, "gossip started");
@@ -352,6 +353,8 @@ struct Task {
     /// Per node: its keys by kind, counted every [`COUNT_EVERY`] ticks (a walk of every key).
     key_counts: HashMap<ChitchatId, KeyCounts>,
     ticks: u64,
+    /// The snapshot of the last resync (a `Weak` keeps its address from being reused).
+    last_routing: std::sync::Weak<drover_proxy::state::Routing>,
 }
 
 /// Key counts for the view are refreshed every this many gossip intervals: counting walks every
@@ -410,10 +413,11 @@ impl Task {
                     while let Ok((_, k)) = events.try_recv() {
                         keys.insert(k);
                     }
-                    self.apply(keys).await;
+                    self.apply(keys, true).await;
                 }
                 _ = tick.tick() => {
                     self.publish_sticky().await;
+                    self.resync_if_rebuilt().await;
                     self.refresh_view().await;
                 }
             }
@@ -510,7 +514,33 @@ impl Task {
     }
 
     /// Applies the cluster's value of each key that changed at a peer, when a peer holds it.
-    async fn apply(&mut self, raws: BTreeSet<String>) {
+    /// When the snapshot was rebuilt (a reload, a member added or removed at run time), applies
+    /// every peer's operator change again: a member that is new here gets the cluster's state
+    /// (its key's event came before it existed). Reports and sessions are not replayed: a report
+    /// applied again would look like news, and learn tables keep their entries across rebuilds.
+    async fn resync_if_rebuilt(&mut self) {
+        let routing = self.proxy.routing();
+        if std::ptr::eq(self.last_routing.as_ptr(), Arc::as_ptr(&routing)) {
+            return;
+        }
+        self.last_routing = Arc::downgrade(&routing);
+        let raws: BTreeSet<String> = {
+            let chitchat = self.handle.chitchat();
+            let c = chitchat.lock().await;
+            c.node_states()
+                .values()
+                .flat_map(|s| s.key_values().map(|(k, _)| k))
+                .filter(|k| k.starts_with("op/"))
+                .map(str::to_owned)
+                .collect()
+        };
+        if !raws.is_empty() {
+            self.apply(raws, false).await;
+        }
+    }
+
+    /// `count`: in the applied / ignored counters (not for a resync, which repeats).
+    async fn apply(&mut self, raws: BTreeSet<String>, count: bool) {
         let mut todo = Vec::new();
         {
             let chitchat = self.handle.chitchat();
@@ -550,6 +580,9 @@ impl Task {
                     None => false,
                 },
             };
+            if !count {
+                continue;
+            }
             if done {
                 self.shared.applied[kind.index()].fetch_add(1, Relaxed);
             } else {
