@@ -6,8 +6,10 @@
 //! - an operator's `disable` on one node is seen by the others (the time is measured and printed;
 //!   the median of several runs is in docs/cluster.md, "State sharing");
 //! - a load report pushed to one node steers traffic on all of them;
-//! - a session learned on one node is honoured by another after the first is SIGKILLed;
-//! - a node killed and restarted catches up on a change made while it was down.
+//! - a session learned on one node is honoured by another after the first is SIGKILLed, also
+//!   past its ttl while the first kept using it;
+//! - a node killed and restarted catches up on a change made while it was down, and a member
+//!   added later gets the operator changes made for it elsewhere.
 //!
 //! Every wait is deadline polling; the bounds (5 s) are far above the sub-second propagation, so
 //! they only catch a change that never arrives.
@@ -75,6 +77,11 @@ struct Cluster {
 }
 
 async fn cluster() -> Cluster {
+    cluster_with_ttl("60s").await
+}
+
+/// Three nodes whose learn tables keep a session `ttl` after its last use.
+async fn cluster_with_ttl(ttl: &str) -> Cluster {
     let mut members = Vec::new();
     for name in ["m1", "m2"] {
         members.push(
@@ -113,7 +120,7 @@ members = [{{ name = "m1", address = "{m1}" }}, {{ name = "m2", address = "{m2}"
 [farm.app.sticky]
 mode = "learn"
 cookie = "PHPSESSID"
-ttl = "60s"
+ttl = "{ttl}"
 
 [cluster]
 node = "n{i}"
@@ -496,4 +503,39 @@ async fn a_restarted_node_catches_up_on_what_changed_while_it_was_down() {
         || async { (member_field(c.nodes[0].admin, "m3", "on").await == false).then_some(()) },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_in_use_stays_shared_past_its_ttl() {
+    // ttl 2 s: the peers' copy would expire 2 s after the session was learned, but n1 keeps
+    // using it for 3.5 s and publishes it again from its last use.
+    let mut c = cluster_with_ttl("2s").await;
+    let (a, b) = (c.nodes[0].listen, c.nodes[1].listen);
+    let mut conn = client::connect(a).await;
+    let r = get_with(&mut conn, a, None).await;
+    let home = r.headers["x-member"].to_str().unwrap().to_owned();
+    let cookie = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let until = Instant::now() + Duration::from_millis(3_500);
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    while Instant::now() < until {
+        pace.tick().await;
+        let r = get_with(&mut conn, a, Some(&cookie)).await;
+        assert_eq!(r.headers["x-member"].to_str().unwrap(), home);
+    }
+    c.nodes[0].kill();
+    let mut conn = client::connect(b).await;
+    for _ in 0..5 {
+        let r = get_with(&mut conn, b, Some(&cookie)).await;
+        assert_eq!(
+            r.headers["x-member"].to_str().unwrap(),
+            home,
+            "n2 forgot a session n1 kept using past its 2 s ttl"
+        );
+    }
 }

@@ -338,6 +338,14 @@ impl Gossip {
     }
 }
 
+/// A sticky session key this node published, and when.
+struct Published {
+    farm: String,
+    key: u64,
+    raw: String,
+    at: Instant,
+}
+
 struct Task {
     handle: ChitchatHandle,
     _subscription: ListenerHandle,
@@ -347,7 +355,7 @@ struct Task {
     shared: Arc<Shared>,
     settings: Settings,
     /// Sticky keys this node published, oldest first, with when.
-    sticky_published: VecDeque<(String, Instant)>,
+    sticky_published: VecDeque<Published>,
     /// Per node: its last heartbeat and when it moved.
     heartbeats: HashMap<ChitchatId, (u64, Instant)>,
     /// Per node: its keys by kind, counted every [`COUNT_EVERY`] ticks (a walk of every key).
@@ -484,12 +492,34 @@ impl Task {
                 out.push((key, member, wall.saturating_sub(age_ms)));
             }
         }
-        let expired = self.settings.sticky_ttl;
-        while let Some((_, at)) = self.sticky_published.front() {
-            if at.elapsed() < expired {
+        // Sessions published half a ttl ago: still used here since, they are published again
+        // (from their last use), so the peers keep them as long as this node does; unused, they
+        // are left to expire.
+        let half = self.settings.sticky_ttl / 2;
+        while let Some(p) = self.sticky_published.front() {
+            if p.at.elapsed() < half {
                 break;
             }
-            self.sticky_published.pop_front();
+            let Some(p) = self.sticky_published.pop_front() else {
+                break;
+            };
+            let Some(f) = routing.farm(&p.farm) else {
+                continue;
+            };
+            let Some(table) = f.sticky.as_ref().and_then(|s| s.table.as_ref()) else {
+                continue;
+            };
+            if let Some((i, seen)) = table.peek(p.key, now)
+                && seen > clock::nanos(p.at)
+                && let Some(m) = f.farm.members.get(i)
+            {
+                let age_ms = now.saturating_sub(seen) / 1_000_000;
+                let key = Key::Sticky {
+                    farm: p.farm,
+                    key: p.key,
+                };
+                out.push((key, m.name().to_owned(), wall.saturating_sub(age_ms)));
+            }
         }
         if out.is_empty() {
             return;
@@ -501,19 +531,25 @@ impl Task {
             let t = t.max(highest_stamp(&c, &key, &raw) + 1);
             c.self_node_state()
                 .set_with_ttl(raw.clone(), keys::stamped(&member, t));
-            self.sticky_published.push_back((raw, Instant::now()));
+            if let Key::Sticky { farm, key } = key {
+                self.sticky_published.push_back(Published {
+                    farm,
+                    key,
+                    raw,
+                    at: Instant::now(),
+                });
+            }
             self.shared.published[Kind::Sticky.index()].fetch_add(1, Relaxed);
         }
         while self.sticky_published.len() > self.settings.max_sticky_keys {
-            if let Some((raw, _)) = self.sticky_published.pop_front()
-                && c.self_node_state().get(&raw).is_some()
+            if let Some(p) = self.sticky_published.pop_front()
+                && c.self_node_state().get(&p.raw).is_some()
             {
-                c.self_node_state().delete(&raw);
+                c.self_node_state().delete(&p.raw);
             }
         }
     }
 
-    /// Applies the cluster's value of each key that changed at a peer, when a peer holds it.
     /// When the snapshot was rebuilt (a reload, a member added or removed at run time), applies
     /// every peer's operator change again: a member that is new here gets the cluster's state
     /// (its key's event came before it existed). Reports and sessions are not replayed: a report
@@ -539,6 +575,7 @@ impl Task {
         }
     }
 
+    /// Applies the cluster's value of each key that changed at a peer, when a peer holds it.
     /// `count`: in the applied / ignored counters (not for a resync, which repeats).
     async fn apply(&mut self, raws: BTreeSet<String>, count: bool) {
         let mut todo = Vec::new();

@@ -191,6 +191,13 @@ impl SessionTable {
         (j, self.journal_dropped.load(Relaxed))
     }
 
+    /// The member holding session `key` and its last use, without counting this as a use.
+    pub fn peek(&self, key: u64, now: u64) -> Option<(usize, u64)> {
+        let shard = self.shard(key);
+        let e = shard.peek(&key)?;
+        (!self.expired(e, now)).then_some((e.member as usize, e.seen))
+    }
+
     /// The time to live of an entry after its last use, in nanoseconds.
     pub fn ttl(&self) -> u64 {
         self.ttl
@@ -258,6 +265,9 @@ mod tests {
         let t = SessionTable::new(100, Duration::from_secs(60));
         let (a, b) = (session_key(b"a"), session_key(b"b"));
         t.learn(a, 1, S);
+        assert_eq!(t.peek(a, 2 * S), Some((1, S)), "a peek is no use");
+        assert_eq!(t.peek(a, 2 * S), Some((1, S)));
+        assert_eq!(t.peek(a, 61 * S), None, "expired");
         assert!(t.drain_journal().0.is_empty(), "off until asked");
         t.journal_on();
         t.learn(a, 2, 2 * S);
