@@ -27,9 +27,17 @@
 //! handlers and the chitchat callback only send it messages on unbounded channels (they never
 //! block). The peers view for the API is a snapshot refreshed every interval.
 //!
-//! Bounds: sticky keys carry chitchat's TTL (the farms' longest sticky `ttl`), at most
-//! [`Settings::max_sticky_keys`] are published by one node (the oldest are deleted first), and the
-//! journal of each learn table holds at most `drover_core::sticky::JOURNAL_CAP` changes a drain.
+//! Bounds: sticky keys carry chitchat's TTL (the farms' longest sticky `ttl`; a session still used
+//! here is published again half a TTL later), at most [`Settings::max_sticky_keys`] are published
+//! by one node (the oldest are deleted first), and the journal of each learn table holds at most
+//! `drover_core::sticky::JOURNAL_CAP` changes a drain.
+//!
+//! Snapshot rebuilds (reloads, members added or removed): every peer's operator change is applied
+//! again, so a member that is new here gets the cluster's state.
+//!
+//! Config keys read: `[cluster]` `node`, `nodes`, `secret`, `gossip_port`, `gossip_interval`,
+//! `gossip_max_sticky_keys`, and the farms' learn-mode `ttl`. Metrics: the counters of [`View`]
+//! (`drover_gossip_*` in `/metrics`, docs/metrics.md).
 //!
 //! Security: chitchat authenticates nothing; the cluster id (a hash of `[cluster] secret`) only
 //! keeps two clusters apart. The gossip port belongs on the cluster's private network.
