@@ -16,7 +16,7 @@ pub struct ClusterConfig {
     pub node: String,
     /// `nodes`: every node of the cluster, this one included, in file order.
     pub nodes: Vec<ClusterNode>,
-    /// `secret` or `secret_file`: shared by every node; the gossip's cluster id and key (VRRP
+    /// `secret` or `secret_file`: shared by every node; the gossip's cluster id is a hash of it (VRRP
     /// version 3 carries no authentication: keepalived listens only to the unicast peers).
     pub secret: Secret,
     /// `interface`: the network interface the VIPs are added to. Required when there are VIPs.
