@@ -102,11 +102,18 @@ pub(super) fn sticky(
 }
 
 /// A report pushed to a peer, applied to every farm that has the member (as the intake does);
-/// returns how many members it was applied to.
-pub(super) fn report(routing: &Routing, r: &LoadReport) -> usize {
+/// returns how many members it was applied to. A farm that expects reports every `expect` does
+/// not take one already older than that: it would bring the member back *in* on stale news (the
+/// next freshness sweep would flag it out again).
+pub(super) fn report(routing: &Routing, r: &LoadReport, now: u64) -> usize {
+    let age = now.saturating_sub(r.received);
     let mut applied = 0;
     for f in &routing.farms {
         let farm = &f.farm;
+        let expect = farm.rules.expect;
+        if !expect.is_zero() && age > drover_core::clock::span(expect) {
+            continue;
+        }
         for (index, m) in farm.members.iter().enumerate() {
             if m.name() != r.member {
                 continue;
@@ -132,12 +139,25 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn routing() -> Routing {
+        routing_with("")
+    }
+
+    /// Farm app (m1, m2, learn mode) with `reports` keys in `[farm.app.reports]`.
+    fn routing_with(reports: &str) -> Routing {
         let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\nfarm = \"app\"\n\
             [farm.app]\npolicy = \"round-robin\"\nmembers = [\
             { name = \"m1\", address = \"127.0.0.1:9001\" }, \
             { name = \"m2\", address = \"127.0.0.1:9002\" }]\n\
             [farm.app.sticky]\nmode = \"learn\"\ncookie = \"SID\"\nttl = \"60s\"\n";
-        let config = drover_config::parse_str(text, Path::new("t.toml")).unwrap();
+        let text = if reports.is_empty() {
+            text.to_owned()
+        } else {
+            format!(
+                "{text}[farm.app.reports]\n{reports}\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+                 [reports]\nsecret = \"gossip-apply-test-secret-0123\"\n"
+            )
+        };
+        let config = drover_config::parse_str(&text, Path::new("t.toml")).unwrap();
         Routing::build(&config, 1)
     }
 
@@ -224,7 +244,7 @@ mod tests {
         let now = clock::now();
         let mut rep = LoadReport::new("m2", Source::Push, now.saturating_sub(20 * S));
         rep.set_state(AgentState::Down);
-        assert_eq!(report(&r, &rep), 1);
+        assert_eq!(report(&r, &rep, now), 1);
         let m2 = r.farm("app").unwrap().farm.member("m2").unwrap().clone();
         assert!(!m2.state.get(Flag::Up));
         assert_eq!(
@@ -233,6 +253,16 @@ mod tests {
             "not made fresh"
         );
         let unknown = LoadReport::new("m9", Source::Push, now);
-        assert_eq!(report(&r, &unknown), 0);
+        assert_eq!(report(&r, &unknown, now), 0);
+    }
+
+    #[test]
+    fn a_report_older_than_the_farms_expect_does_not_bring_a_member_in() {
+        let r = routing_with("expect = \"10s\"");
+        let now = clock::now();
+        let stale = LoadReport::new("m1", Source::Push, now.saturating_sub(11 * S));
+        assert_eq!(report(&r, &stale, now), 0, "11 s old, expected every 10 s");
+        let fresh = LoadReport::new("m1", Source::Push, now.saturating_sub(2 * S));
+        assert_eq!(report(&r, &fresh, now), 1);
     }
 }

@@ -621,7 +621,7 @@ impl Task {
                 }
                 Key::Sticky { farm, key } => apply::sticky(&routing, &farm, key, &v, at(t), now),
                 Key::Report { member } => match keys::parse_report(&member, &v, at) {
-                    Some((r, _)) => apply::report(&routing, &r) > 0,
+                    Some((r, _)) => apply::report(&routing, &r, now) > 0,
                     None => false,
                 },
             };
