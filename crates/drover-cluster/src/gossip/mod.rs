@@ -32,8 +32,8 @@
 //! by one node (the oldest are deleted first), and the journal of each learn table holds at most
 //! `drover_core::sticky::JOURNAL_CAP` changes a drain.
 //!
-//! Snapshot rebuilds (reloads, members added or removed): every peer's operator change is applied
-//! again, so a member that is new here gets the cluster's state.
+//! Snapshot rebuilds (reloads, members added at run time): the peers' operator changes for a member
+//! that is new here are applied, so it gets the cluster's state.
 //!
 //! Config keys read: `[cluster]` `node`, `nodes`, `secret`, `gossip_port`, `gossip_interval`,
 //! `gossip_max_sticky_keys`, and the farms' learn-mode `ttl`. Metrics: the counters of [`View`]
@@ -45,7 +45,7 @@
 mod apply;
 pub mod keys;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -301,6 +301,7 @@ impl Gossip {
             key_counts: HashMap::new(),
             ticks: 0,
             last_routing: std::sync::Weak::new(),
+            last_members: HashSet::new(),
         };
         tokio::spawn(task.run(rx, ev_rx));
         tracing::info!(node = %settings.node, gossip = %settings.listen, seeds = ?settings.seeds, "gossip started");
@@ -371,6 +372,8 @@ struct Task {
     ticks: u64,
     /// The snapshot of the last resync (a `Weak` keeps its address from being reused).
     last_routing: std::sync::Weak<drover_proxy::state::Routing>,
+    /// (farm, member) of that snapshot.
+    last_members: HashSet<(String, String)>,
 }
 
 /// Key counts for the view are refreshed every this many gossip intervals: counting walks every
@@ -558,23 +561,42 @@ impl Task {
         }
     }
 
-    /// When the snapshot was rebuilt (a reload, a member added or removed at run time), applies
-    /// every peer's operator change again: a member that is new here gets the cluster's state
-    /// (its key's event came before it existed). Reports and sessions are not replayed: a report
-    /// applied again would look like news, and learn tables keep their entries across rebuilds.
+    /// When the snapshot was rebuilt (a reload, a member added at run time), applies every peer's
+    /// operator change for the members that are new here: they get the cluster's state (their
+    /// keys' events came before they existed). Members that were already here keep what they have:
+    /// a reload that changes a member's own value in the file wins, as on a lone node. Reports and
+    /// sessions are not replayed: a report applied again would look like news, and learn tables
+    /// keep their entries across rebuilds.
     async fn resync_if_rebuilt(&mut self) {
         let routing = self.proxy.routing();
         if std::ptr::eq(self.last_routing.as_ptr(), Arc::as_ptr(&routing)) {
             return;
         }
         self.last_routing = Arc::downgrade(&routing);
+        let members: HashSet<(String, String)> = routing
+            .farms
+            .iter()
+            .flat_map(|f| {
+                f.farm
+                    .members
+                    .iter()
+                    .map(|m| (f.farm.name.clone(), m.name().to_owned()))
+            })
+            .collect();
+        let before = std::mem::replace(&mut self.last_members, members);
         let raws: BTreeSet<String> = {
             let chitchat = self.handle.chitchat();
             let c = chitchat.lock().await;
             c.node_states()
                 .values()
                 .flat_map(|s| s.key_values().map(|(k, _)| k))
-                .filter(|k| k.starts_with("op/"))
+                .filter(|k| match Key::parse(k) {
+                    Some(Key::Op { farm, member, .. }) => {
+                        let id = (farm, member);
+                        self.last_members.contains(&id) && !before.contains(&id)
+                    }
+                    _ => false,
+                })
                 .map(str::to_owned)
                 .collect()
         };
