@@ -146,7 +146,10 @@ mod tests {
             "(drover_181) Entering MASTER STATE"
         );
         assert_eq!(super::strip_date("short"), "short");
-        assert_eq!(super::strip_date("a line of 24 or more characters: x"), "a line of 24 or more characters: x");
+        assert_eq!(
+            super::strip_date("a line of 24 or more characters: x"),
+            "a line of 24 or more characters: x"
+        );
     }
 }
 

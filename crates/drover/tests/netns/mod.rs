@@ -57,7 +57,11 @@ impl Lab {
         if Command::new("ip").arg("-V").output().is_err() {
             return skip_or_panic("no `ip` command (apt-get install iproute2)");
         }
-        if Command::new("keepalived").arg("--version").output().is_err() {
+        if Command::new("keepalived")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             return skip_or_panic("no keepalived (apt-get install keepalived)");
         }
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -104,7 +108,15 @@ impl Lab {
             ip(&["-n", &br, "link", "set", name, "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{SUBNET}.{host}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{SUBNET}.{host}/24"),
+                "dev",
+                "eth0",
+            ]);
         }
         Some(lab)
     }
@@ -116,8 +128,17 @@ impl Lab {
 
     /// Starts `program args` inside namespace `name`, its output to a log file; answers its
     /// index for [`Lab::kill`] / [`Lab::log`].
-    pub fn spawn(&mut self, name: &str, label: &str, program: &Path, args: &[&str], env: &[(&str, &str)]) -> usize {
-        let log = self.dir.join(format!("{label}.{}.log", self.children.len()));
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        label: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> usize {
+        let log = self
+            .dir
+            .join(format!("{label}.{}.log", self.children.len()));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let mut cmd = Command::new("ip");
@@ -168,7 +189,11 @@ impl Lab {
     }
 
     /// Runs `f` on a thread inside namespace `name` (setns), and answers what it returns.
-    pub fn enter<T: Send + 'static>(&self, name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub fn enter<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         let path = format!("/run/netns/{}", self.ns(name));
         std::thread::spawn(move || {
             enter_thread(&path);
