@@ -397,6 +397,7 @@ struct Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.users);
+        let _ = std::fs::remove_dir_all(self.users.with_extension("run"));
     }
 }
 
@@ -450,7 +451,15 @@ cookie = "SID"
 
 [farm.web.reports]
 expect = "1h"
+
+# A cluster without VIPs (no keepalived, no root needed): /api/v1/cluster answers.
+[cluster]
+node = "a"
+secret = "{SECRET}"
+run_dir = {run_dir:?}
+nodes = [{{ name = "a", address = "127.0.0.1" }}, {{ name = "b", address = "127.0.0.2" }}]
 "#,
+        run_dir = users.with_extension("run").display().to_string(),
         a1 = addr["a1"],
         a2 = addr["a2"],
         w1 = addr["w1"],
