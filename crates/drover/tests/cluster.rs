@@ -388,6 +388,32 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     assert_eq!(s["vips"][0]["state"], "MASTER", "{s}");
     assert_eq!(s["vips"][1]["state"], "BACKUP", "{s}");
 
+    // `drover cluster status` shows the same.
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &c.lab.ns("n1"),
+            env!("CARGO_BIN_EXE_drover"),
+            "cluster",
+            "status",
+        ])
+        .env("DROVER_TOKEN", TOKEN)
+        .output()
+        .expect("drover cluster status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("node n1: ready, maintenance off"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{}/24", vip(0))))
+        .unwrap_or_default();
+    assert!(row.contains("MASTER") && row.ends_with("yes"), "{text}");
+
     // SIGKILL n1's drover: its VIP answers from a survivor within a second; keepalived died
     // with drover (parent-death signal) and took the VIP off n1.
     let t = Instant::now();
