@@ -58,10 +58,7 @@ pub async fn maintenance(
     caller: Option<Extension<Caller>>,
     body: Bytes,
 ) -> Response {
-    let cluster = match cluster_of(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    // The body first: a bad one is a 400 whether or not this node is in a cluster.
     let m: Maintenance = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
@@ -70,6 +67,10 @@ pub async fn maintenance(
                 format!("malformed JSON ({e}); expected {{\"on\": true}} or {{\"on\": false}}"),
             );
         }
+    };
+    let cluster = match cluster_of(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let who = who(&caller);
     match blocking(move || Ok(cluster.set_maintenance(m.on, &who))).await {

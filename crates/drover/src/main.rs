@@ -72,6 +72,9 @@ enum Command {
     /// Call a running drover's admin API: list, show, enable, disable, drain, undrain, weight,
     /// pick (see docs/admin.md).
     Ctl(ctl::Args),
+    /// This node's cluster through its admin API: `status` (who holds which VIP) and
+    /// `maintenance on|off` (see docs/cluster.md).
+    Cluster(ctl::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Ctl(args) => return ctl::run(args),
+        Command::Cluster(args) => return ctl::run_cluster(args),
         Command::Serve { config, threads } => serve(&config, threads),
         Command::Demo { listen, admin } => demo::run(listen, admin),
         Command::Agent(args) => drover_agent::run(args).map_err(anyhow::Error::from),

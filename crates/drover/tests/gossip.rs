@@ -94,7 +94,7 @@ async fn cluster_with_ttl(ttl: &str) -> Cluster {
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let (listen, admin) = (free_addr(), free_addr());
-        // keepalived's files (none is started: no VIPs), apart from any real node's.
+        // Where keepalived's files would go (none is started: no VIPs), apart from a real node's.
         let run_dir = temp_path(&format!("run-n{i}"));
         let config = format!(
             r#"
@@ -127,8 +127,6 @@ node = "n{i}"
 secret = "{SECRET}"
 gossip_port = {port}
 run_dir = {run_dir:?}
-# No VIPs, so no keepalived runs; the VIP service still renders its config, which needs one.
-interface = "lo"
 
 [[cluster.nodes]]
 name = "n1"
@@ -287,9 +285,9 @@ async fn a_disable_on_one_node_reaches_the_others_within_a_second() {
     assert!(v["published"]["op"].as_u64().unwrap() >= 2, "{v}");
     // The same from the command line.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["ctl", "peers", "--admin", &c.nodes[0].admin.to_string()])
+        .args(["cluster", "peers", "--admin", &c.nodes[0].admin.to_string()])
         .output()
-        .expect("run drover ctl peers");
+        .expect("run drover cluster peers");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -397,12 +397,13 @@ struct Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.users);
+        let _ = std::fs::remove_dir_all(self.users.with_extension("run"));
     }
 }
 
 /// Farm `app` (round-robin, members a1 and a2) and farm `web` (learn-mode sticky sessions,
 /// `expect`, one member w1), so that the optional objects of the document (`sticky`, `expect_s`)
-/// are served too; an admin token and a basic-auth user; a push secret; a cluster of one node.
+/// are served too; an admin token and a basic-auth user; a push secret.
 async fn setup() -> Setup {
     let users = temp_path("users");
     let hash = bcrypt::hash(PASSWORD, 5).unwrap();
@@ -415,25 +416,15 @@ async fn setup() -> Setup {
         members.push(m);
     }
     let (app, web, admin) = (free_addr(), free_addr(), free_addr());
-    // A cluster of one, so GET /api/v1/cluster/peers answers its 200.
+    // The gossip's UDP port: a free one, not the default (other tests may run beside this one).
     let gossip_port = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .unwrap()
         .port();
-    let run_dir = temp_path("run");
     let config = format!(
         r#"
 [server]
 threads = 1
-
-[cluster]
-node = "n1"
-secret = "openapi-test-cluster-secret-0123"
-gossip_port = {gossip_port}
-run_dir = {run_dir:?}
-# No VIPs, so no keepalived runs; the VIP service still renders its config, which needs one.
-interface = "lo"
-nodes = [{{ name = "n1", address = "127.0.0.1" }}]
 
 [admin]
 listen = "{admin}"
@@ -465,7 +456,17 @@ cookie = "SID"
 
 [farm.web.reports]
 expect = "1h"
+
+# A cluster without VIPs (no keepalived, no root needed): /api/v1/cluster and
+# /api/v1/cluster/peers answer.
+[cluster]
+node = "a"
+secret = "{SECRET}"
+run_dir = {run_dir:?}
+gossip_port = {gossip_port}
+nodes = [{{ name = "a", address = "127.0.0.1" }}, {{ name = "b", address = "127.0.0.2" }}]
 "#,
+        run_dir = users.with_extension("run").display().to_string(),
         a1 = addr["a1"],
         a2 = addr["a2"],
         w1 = addr["w1"],

@@ -146,10 +146,13 @@ impl Vips {
             stop,
             tasks: Mutex::new(Vec::new()),
         });
-        vips.write_conf().map_err(|source| VrrpError::Write {
-            path: vips.files.conf.clone(),
-            source,
-        })?;
+        // Without VIPs there is no keepalived to configure (the cluster shares state only).
+        if !vips.plan.instances.is_empty() {
+            vips.write_conf().map_err(|source| VrrpError::Write {
+                path: vips.files.conf.clone(),
+                source,
+            })?;
+        }
         let mut tasks = vec![tokio::spawn(readiness(Arc::clone(&vips), stop_rx.clone()))];
         if !vips.plan.instances.is_empty() {
             tasks.push(tokio::spawn(read_notify(

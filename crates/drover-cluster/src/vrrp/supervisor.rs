@@ -124,7 +124,32 @@ fn spawn(vips: &Vips) -> io::Result<Child> {
 async fn forward(pipe: impl tokio::io::AsyncRead + Unpin) {
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(target: "keepalived", "{}", line.trim_end());
+        tracing::info!(target: "keepalived", "{}", strip_date(line.trim_end()));
+    }
+}
+
+/// keepalived's console lines start with a ctime date (`Sat Dec  5 05:22:11 2026: `); drover's
+/// log has its own timestamp.
+fn strip_date(line: &str) -> &str {
+    match line.get(24..26) {
+        Some(": ") if line.as_bytes()[3] == b' ' && line.as_bytes()[7] == b' ' => &line[26..],
+        _ => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strip_date() {
+        assert_eq!(
+            super::strip_date("Sat Dec  5 05:22:11 2026: (drover_181) Entering MASTER STATE"),
+            "(drover_181) Entering MASTER STATE"
+        );
+        assert_eq!(super::strip_date("short"), "short");
+        assert_eq!(
+            super::strip_date("a line of 24 or more characters: x"),
+            "a line of 24 or more characters: x"
+        );
     }
 }
 

@@ -1,4 +1,4 @@
-//! `drover ctl peers`: `GET /api/v1/cluster/peers` as a table, one line per node the gossip
+//! `drover cluster peers`: `GET /api/v1/cluster/peers` as a table, one line per node the gossip
 //! knows, then what this node applied from its peers and published of its own.
 
 use std::fmt::Write;
