@@ -31,12 +31,13 @@ struct Maintenance {
     on: bool,
 }
 
-fn cluster_of(state: &AdminState) -> Result<Arc<dyn Cluster>, Response> {
+/// The cluster, or the 404 to answer (boxed: a `Response` is large for an `Err`).
+fn cluster_of(state: &AdminState) -> Result<Arc<dyn Cluster>, Box<Response>> {
     state.cluster.get().cloned().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::NOT_FOUND,
             "this node is not in a cluster: its config has no [cluster] table".to_owned(),
-        )
+        ))
     })
 }
 
@@ -44,7 +45,7 @@ fn cluster_of(state: &AdminState) -> Result<Arc<dyn Cluster>, Response> {
 pub async fn status(State(state): State<Arc<AdminState>>) -> Response {
     let cluster = match cluster_of(&state) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match blocking(move || Ok(cluster.status())).await {
         Ok(v) => crate::json_response(StatusCode::OK, view::json(&v)),
@@ -70,7 +71,7 @@ pub async fn maintenance(
     };
     let cluster = match cluster_of(&state) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let who = who(&caller);
     match blocking(move || Ok(cluster.set_maintenance(m.on, &who))).await {

@@ -305,12 +305,6 @@ async fn run_command(client: &Client, command: CtlCommand, json: bool) -> anyhow
             let answer = ok(client.call(Method::POST, "/api/v1/reload", None).await?)?;
             print(json, &answer, |b| Ok(render::reloaded(&parse(b)?)))
         }
-        CtlCommand::Peers => {
-            let answer = ok(client
-                .call(Method::GET, "/api/v1/cluster/peers", None)
-                .await?)?;
-            print(json, &answer, |b| Ok(peers::render(&parse(b)?)))
-        }
         CtlCommand::Pick { farm } => {
             let path = format!("/api/v1/farms/{}/pick", segment(&farm));
             let answer = client.call(Method::GET, &path, None).await?;
