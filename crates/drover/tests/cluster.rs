@@ -101,6 +101,8 @@ struct Cluster {
     lab: Lab,
     /// Index of each node's drover in the lab (`None` while it is down).
     drovers: Vec<Option<usize>>,
+    /// Index of each node's test member in the lab.
+    members: Vec<usize>,
     preempt: bool,
 }
 
@@ -108,19 +110,21 @@ impl Cluster {
     fn new(preempt: bool) -> Option<Cluster> {
         let mut lab = Lab::new(NODES)?;
         let exe = std::env::current_exe().expect("test binary");
+        let mut members = Vec::new();
         for i in 1..=NODES {
             let name = format!("n{i}");
-            lab.spawn(
+            members.push(lab.spawn(
                 &name,
                 &format!("member-{name}"),
                 &exe,
                 &["--exact", "lab_member_process", "--ignored", "--nocapture"],
                 &[("DROVER_LAB_MEMBER", &name)],
-            );
+            ));
         }
         let mut c = Cluster {
             lab,
             drovers: vec![None; NODES],
+            members,
             preempt,
         };
         for i in 1..=NODES {
@@ -487,9 +491,30 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     assert_eq!(status, 200, "{body}");
     p.wait_answered(1, "n2", 10, Instant::now());
 
-    // Writes need credentials; bad bodies get a reason.
-    let n2 = c.lab.ns("n2");
-    let _ = n2;
+    // ready_requires = "ready-member": n3's only member dies, its health check marks it down,
+    // n3 is no longer ready and its VIP moves, though n3's drover and keepalived run on.
+    let t = Instant::now();
+    let m3 = c.members[2];
+    c.lab.kill(m3);
+    c.wait("VIP 2 answered by another node", || {
+        p.samples()
+            .iter()
+            .rev()
+            .find(|x| x.vip == 2 && x.at > t && x.who.is_some())
+            .is_some_and(|x| x.who.as_deref() != Some("n3"))
+    });
+    let s = c.status(3).expect("n3 status");
+    assert_eq!(s["ready"], false, "{s}");
+    assert!(
+        s["not_ready"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ready-member"),
+        "{s}"
+    );
+    assert_eq!(s["keepalived"]["running"], true, "{s}");
+
+    // A bad body gets a reason (writes without credentials: 401, in tests/openapi.rs).
     let (status, body) = c.admin(2, "POST", "/api/v1/cluster/maintenance", r#"{"on": "yes"}"#);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("expected"), "{body}");
