@@ -31,21 +31,21 @@ struct Maintenance {
     on: bool,
 }
 
-/// The cluster, or the 404 to answer (boxed: a `Response` is large for an `Err`).
-fn cluster_of(state: &AdminState) -> Result<Arc<dyn Cluster>, Box<Response>> {
-    state.cluster.get().cloned().ok_or_else(|| {
-        Box::new(error(
-            StatusCode::NOT_FOUND,
-            "this node is not in a cluster: its config has no [cluster] table".to_owned(),
-        ))
-    })
+fn cluster_of(state: &AdminState) -> Option<Arc<dyn Cluster>> {
+    state.cluster.get().cloned()
+}
+
+fn no_cluster() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "this node is not in a cluster: its config has no [cluster] table".to_owned(),
+    )
 }
 
 /// `GET /api/v1/cluster`.
 pub async fn status(State(state): State<Arc<AdminState>>) -> Response {
-    let cluster = match cluster_of(&state) {
-        Ok(c) => c,
-        Err(r) => return *r,
+    let Some(cluster) = cluster_of(&state) else {
+        return no_cluster();
     };
     match blocking(move || Ok(cluster.status())).await {
         Ok(v) => crate::json_response(StatusCode::OK, view::json(&v)),
@@ -69,9 +69,8 @@ pub async fn maintenance(
             );
         }
     };
-    let cluster = match cluster_of(&state) {
-        Ok(c) => c,
-        Err(r) => return *r,
+    let Some(cluster) = cluster_of(&state) else {
+        return no_cluster();
     };
     let who = who(&caller);
     match blocking(move || Ok(cluster.set_maintenance(m.on, &who))).await {

@@ -101,6 +101,8 @@ struct Cluster {
     lab: Lab,
     /// Index of each node's drover in the lab (`None` while it is down).
     drovers: Vec<Option<usize>>,
+    /// Index of each node's test member in the lab.
+    members: Vec<usize>,
     preempt: bool,
 }
 
@@ -108,19 +110,21 @@ impl Cluster {
     fn new(preempt: bool) -> Option<Cluster> {
         let mut lab = Lab::new(NODES)?;
         let exe = std::env::current_exe().expect("test binary");
+        let mut members = Vec::new();
         for i in 1..=NODES {
             let name = format!("n{i}");
-            lab.spawn(
+            members.push(lab.spawn(
                 &name,
                 &format!("member-{name}"),
                 &exe,
                 &["--exact", "lab_member_process", "--ignored", "--nocapture"],
                 &[("DROVER_LAB_MEMBER", &name)],
-            );
+            ));
         }
         let mut c = Cluster {
             lab,
             drovers: vec![None; NODES],
+            members,
             preempt,
         };
         for i in 1..=NODES {
@@ -418,24 +422,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     // with drover (parent-death signal) and took the VIP off n1.
     let t = Instant::now();
     c.kill(1);
-    let heir = Arc::new(Mutex::new(String::new()));
-    c.wait("VIP 0 answered by a survivor", || {
-        let s = p.samples();
-        match s
-            .iter()
-            .rev()
-            .find(|x| x.vip == 0 && x.at > t && x.who.is_some())
-        {
-            Some(x) if x.who.as_deref() != Some("n1") => {
-                *heir.lock().unwrap() = x.who.clone().unwrap();
-                true
-            }
-            _ => false,
-        }
-    });
-    let heir = heir.lock().unwrap().clone();
-    p.wait_answered(0, &heir, 10, t);
-    let kill = outage(&p.samples(), 0, t);
+    let (_, kill) = moved(&c, &p, 0, "n1", t);
     eprintln!(
         "kill (SIGKILL): gap {:?}, failed requests {}",
         kill.gap, kill.failed
@@ -469,14 +456,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     let (status, body) = c.admin(2, "POST", "/api/v1/cluster/maintenance", r#"{"on": true}"#);
     assert_eq!(status, 200, "{body}");
     let t = Instant::now();
-    c.wait("VIP 1 answered by another node", || {
-        p.samples()
-            .iter()
-            .rev()
-            .find(|x| x.vip == 1 && x.at > t && x.who.is_some())
-            .is_some_and(|x| x.who.as_deref() != Some("n2"))
-    });
-    let m = outage(&p.samples(), 1, t);
+    let (_, m) = moved(&c, &p, 1, "n2", t);
     eprintln!(
         "maintenance on: gap {:?}, failed requests {}",
         m.gap, m.failed
@@ -487,9 +467,24 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     assert_eq!(status, 200, "{body}");
     p.wait_answered(1, "n2", 10, Instant::now());
 
-    // Writes need credentials; bad bodies get a reason.
-    let n2 = c.lab.ns("n2");
-    let _ = n2;
+    // ready_requires = "ready-member": n3's only member dies, its health check marks it down,
+    // n3 is no longer ready and its VIP moves, though n3's drover and keepalived run on.
+    let t = Instant::now();
+    let m3 = c.members[2];
+    c.lab.kill(m3);
+    moved(&c, &p, 2, "n3", t);
+    let s = c.status(3).expect("n3 status");
+    assert_eq!(s["ready"], false, "{s}");
+    assert!(
+        s["not_ready"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ready-member"),
+        "{s}"
+    );
+    assert_eq!(s["keepalived"]["running"], true, "{s}");
+
+    // A bad body gets a reason (writes without credentials: 401, in tests/openapi.rs).
     let (status, body) = c.admin(2, "POST", "/api/v1/cluster/maintenance", r#"{"on": "yes"}"#);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("expected"), "{body}");
@@ -525,26 +520,12 @@ fn pool_without_preempt_keeps_vips_where_they_are() {
     let h: usize = holder[1..].parse().unwrap();
     let t = Instant::now();
     c.kill(h);
-    c.wait("VIP 0 answered by a survivor", || {
-        p.samples()
-            .iter()
-            .rev()
-            .find(|x| x.vip == 0 && x.at > t && x.who.is_some())
-            .is_some_and(|x| x.who.as_deref() != Some(holder.as_str()))
-    });
-    let o = outage(&p.samples(), 0, t);
+    let (heir, o) = moved(&c, &p, 0, &holder, t);
     eprintln!(
         "kill (SIGKILL, no preempt): gap {:?}, failed {}",
         o.gap, o.failed
     );
     assert!(o.gap < Duration::from_secs(1), "{o:?}");
-    let heir = p
-        .samples()
-        .iter()
-        .rev()
-        .find(|x| x.vip == 0 && x.who.is_some())
-        .and_then(|x| x.who.clone())
-        .unwrap();
 
     // Bring it back: once its keepalived is a BACKUP for VIP 0 (it has heard the master), the
     // VIP stays with the heir.
@@ -569,27 +550,34 @@ fn pool_without_preempt_keeps_vips_where_they_are() {
     );
 }
 
-/// Waits until VIP 0 answers from a node other than n1 after `t`, then until it answers
-/// steadily from that node, and answers the outage.
-fn moved_off_n1(c: &Cluster, p: &Poller, t: Instant) -> Outage {
-    let heir = Arc::new(Mutex::new(String::new()));
-    c.wait("VIP 0 answered by a survivor", || {
-        match p
-            .samples()
-            .iter()
-            .rev()
-            .find(|x| x.vip == 0 && x.at > t && x.who.is_some())
-        {
-            Some(x) if x.who.as_deref() != Some("n1") => {
-                *heir.lock().unwrap() = x.who.clone().unwrap();
-                true
+/// Waits until VIP `v` answers from a node other than `from` after `t`, then until it answers
+/// steadily (10 times in a row) from that node; answers that node and the outage.
+fn moved(c: &Cluster, p: &Poller, v: usize, from: &str, t: Instant) -> (String, Outage) {
+    let heir = Mutex::new(String::new());
+    c.wait(
+        &format!("VIP {} answered by a node other than {from}", vip(v)),
+        || {
+            let s = p.samples();
+            match s
+                .iter()
+                .rev()
+                .find(|x| x.vip == v && x.at > t && x.who.is_some())
+            {
+                Some(x) if x.who.as_deref() != Some(from) => {
+                    *heir.lock().unwrap() = x.who.clone().unwrap_or_default();
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    });
-    let heir = heir.lock().unwrap().clone();
-    p.wait_answered(0, &heir, 10, t);
-    outage(&p.samples(), 0, t)
+        },
+    );
+    let heir = heir.into_inner().unwrap();
+    p.wait_answered(v, &heir, 10, t);
+    (heir, outage(&p.samples(), v, t))
+}
+
+fn moved_off_n1(c: &Cluster, p: &Poller, t: Instant) -> Outage {
+    moved(c, p, 0, "n1", t).1
 }
 
 /// The failover table of docs/cluster.md: gap and failed requests of VIP 0 (n1's) for kill,

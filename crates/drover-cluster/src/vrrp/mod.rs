@@ -13,7 +13,7 @@
 //! VIPs), `notify.fifo`, `keepalived.pid`, `vrrp.pid`. One run_dir per node, so several nodes
 //! (tests, namespaces) can share one machine.
 //!
-//! Config keys read: every `[cluster]` key but `gossip_port`. Logged at info: each change of
+//! Config keys read: every `[cluster]` key but the gossip's (`gossip_*`). Logged at info: each change of
 //! readiness (with the failing check), maintenance on and off (with who), keepalived's starts,
 //! exits and its own log lines (target `keepalived`).
 

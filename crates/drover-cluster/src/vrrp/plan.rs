@@ -150,37 +150,48 @@ fn vrid_base(secret: &[u8]) -> u8 {
     (h % 255) as u8
 }
 
+/// A `[cluster]` for tests: nodes `n1..=nodes` at 10.77.0.i, interface eth0, adverts of 100 ms.
+#[cfg(test)]
+pub(crate) fn fixture(
+    node: &str,
+    mode: ClusterMode,
+    preempt: bool,
+    nodes: usize,
+    vips: &[&str],
+) -> ClusterConfig {
+    ClusterConfig {
+        node: node.into(),
+        nodes: (1..=nodes)
+            .map(|i| drover_config::ClusterNode {
+                name: format!("n{i}"),
+                address: format!("10.77.0.{i}").parse().unwrap(),
+            })
+            .collect(),
+        secret: drover_config::Secret::new("0123456789abcdef"),
+        interface: Some("eth0".into()),
+        mode,
+        preempt,
+        advert_interval: std::time::Duration::from_millis(100),
+        vips: vips
+            .iter()
+            .map(|v| drover_config::units::parse_cidr(v).unwrap())
+            .collect(),
+        gossip_port: 7946,
+        gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
+        gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
+        ready_requires: drover_config::ReadyRequires::Listeners,
+        keepalived: "keepalived".into(),
+        run_dir: format!("/run/drover/{node}").into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drover_config::{ClusterNode, ReadyRequires, Secret};
-    use std::time::Duration;
+    use drover_config::Secret;
 
     fn config(mode: ClusterMode, nodes: usize, vips: &[&str]) -> ClusterConfig {
-        ClusterConfig {
-            node: "n0".into(),
-            nodes: (0..nodes)
-                .map(|i| ClusterNode {
-                    name: format!("n{i}"),
-                    address: format!("10.0.0.{}", i + 1).parse().unwrap(),
-                })
-                .collect(),
-            secret: Secret::new("0123456789abcdef"),
-            interface: Some("eth0".into()),
-            mode,
-            preempt: true,
-            advert_interval: Duration::from_millis(100),
-            vips: vips
-                .iter()
-                .map(|v| drover_config::units::parse_cidr(v).unwrap())
-                .collect(),
-            gossip_port: 7946,
-            gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
-            gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
-            ready_requires: ReadyRequires::Listeners,
-            keepalived: "keepalived".into(),
-            run_dir: "/tmp".into(),
-        }
+        fixture("n1", mode, true, nodes, vips)
     }
 
     fn vips(n: usize) -> Vec<String> {

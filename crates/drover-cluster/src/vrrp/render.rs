@@ -114,34 +114,12 @@ fn quote_free(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drover_config::{ClusterMode, ClusterNode, ReadyRequires, Secret};
-    use std::time::Duration;
+    use drover_config::ClusterMode;
+
+    pub(super) const VIPS: &[&str] = &["10.77.0.100/24", "10.77.0.101/24", "fd77::100/64"];
 
     fn config(node: &str, mode: ClusterMode, preempt: bool) -> ClusterConfig {
-        ClusterConfig {
-            node: node.into(),
-            nodes: (1..=3)
-                .map(|i| ClusterNode {
-                    name: format!("n{i}"),
-                    address: format!("10.77.0.{i}").parse().unwrap(),
-                })
-                .collect(),
-            secret: Secret::new("0123456789abcdef"),
-            interface: Some("eth0".into()),
-            mode,
-            preempt,
-            advert_interval: Duration::from_millis(100),
-            vips: ["10.77.0.100/24", "10.77.0.101/24", "fd77::100/64"]
-                .iter()
-                .map(|v| drover_config::units::parse_cidr(v).unwrap())
-                .collect(),
-            gossip_port: 7946,
-            gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
-            gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
-            ready_requires: ReadyRequires::Listeners,
-            keepalived: "keepalived".into(),
-            run_dir: "/run/drover/n2".into(),
-        }
+        crate::vrrp::plan::fixture(node, mode, preempt, 3, VIPS)
     }
 
     fn conf(c: &ClusterConfig) -> String {
@@ -205,8 +183,7 @@ mod tests {
 mod keepalived_check {
     //! The rendered file passes `keepalived --config-test` (skipped without keepalived).
     use super::*;
-    use drover_config::{ClusterMode, ClusterNode, ReadyRequires, Secret};
-    use std::time::Duration;
+    use drover_config::ClusterMode;
 
     #[test]
     fn keepalived_accepts_the_config() {
@@ -239,30 +216,9 @@ mod keepalived_check {
         let dir = std::env::temp_dir().join(format!("drover-render-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (mode, preempt) in [(ClusterMode::Pool, true), (ClusterMode::Pair, false)] {
-            let c = ClusterConfig {
-                node: "n1".into(),
-                nodes: (1..=3)
-                    .map(|i| ClusterNode {
-                        name: format!("n{i}"),
-                        address: format!("10.77.0.{i}").parse().unwrap(),
-                    })
-                    .collect(),
-                secret: Secret::new("0123456789abcdef"),
-                interface: Some(interface.clone()),
-                mode,
-                preempt,
-                advert_interval: Duration::from_millis(100),
-                vips: ["10.77.0.100/24", "10.77.0.101/24", "fd77::100/64"]
-                    .iter()
-                    .map(|v| drover_config::units::parse_cidr(v).unwrap())
-                    .collect(),
-                gossip_port: 7946,
-                gossip_interval: ClusterConfig::DEFAULT_GOSSIP_INTERVAL,
-                gossip_max_sticky_keys: ClusterConfig::DEFAULT_GOSSIP_MAX_STICKY_KEYS,
-                ready_requires: ReadyRequires::Listeners,
-                keepalived: "keepalived".into(),
-                run_dir: dir.clone(),
-            };
+            let mut c = crate::vrrp::plan::fixture("n1", mode, preempt, 3, super::tests::VIPS);
+            c.interface = Some(interface.clone());
+            c.run_dir = dir.clone();
             let track = dir.join("ready");
             let fifo = dir.join("notify.fifo");
             std::fs::write(&track, "0\n").unwrap();

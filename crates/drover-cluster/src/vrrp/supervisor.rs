@@ -137,22 +137,6 @@ fn strip_date(line: &str) -> &str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn strip_date() {
-        assert_eq!(
-            super::strip_date("Sat Dec  5 05:22:11 2026: (drover_181) Entering MASTER STATE"),
-            "(drover_181) Entering MASTER STATE"
-        );
-        assert_eq!(super::strip_date("short"), "short");
-        assert_eq!(
-            super::strip_date("a line of 24 or more characters: x"),
-            "a line of 24 or more characters: x"
-        );
-    }
-}
-
 /// SIGTERM (keepalived gives up its VIPs with a priority-0 advert), then SIGKILL after
 /// [`STOP_GRACE`].
 async fn terminate(child: &mut Child) {
@@ -188,4 +172,20 @@ pub(super) fn mkfifo(path: &Path) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strip_date() {
+        assert_eq!(
+            super::strip_date("Sat Dec  5 05:22:11 2026: (drover_181) Entering MASTER STATE"),
+            "(drover_181) Entering MASTER STATE"
+        );
+        assert_eq!(super::strip_date("short"), "short");
+        assert_eq!(
+            super::strip_date("a line of 24 or more characters: x"),
+            "a line of 24 or more characters: x"
+        );
+    }
 }
