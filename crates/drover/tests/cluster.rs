@@ -363,6 +363,20 @@ fn outage(samples: &[Sample], v: usize, since: Instant) -> Outage {
     Outage { gap, failed }
 }
 
+/// `status` validates against docs/openapi.json's `ClusterStatus` (VIPs, states and held
+/// addresses included, which the openapi test's VIP-less cluster cannot show).
+fn assert_documented(status: &serde_json::Value) {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/openapi.json")).expect("openapi.json");
+    let schema = serde_json::json!({
+        "$ref": "#/components/schemas/ClusterStatus",
+        "components": doc["components"].clone(),
+    });
+    let v = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+    let errors: Vec<String> = v.iter_errors(status).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{status}\n{}", errors.join("\n"));
+}
+
 /// Every VIP answered by its owner: VIP i by node i+1 (the plan's pool order).
 fn settled(c: &Cluster, p: &Poller) {
     let since = Instant::now();
@@ -380,8 +394,9 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     let p = Poller::start(&c.lab);
     settled(&c, &p);
 
-    // The API tells who holds what.
+    // The API tells who holds what, as docs/openapi.json describes it.
     let s = c.status(1).expect("n1 status");
+    assert_documented(&s);
     assert_eq!(s["node"], "n1");
     assert_eq!(
         s["held"],
@@ -462,6 +477,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
         m.gap, m.failed
     );
     let s = c.status(2).expect("n2 status");
+    assert_documented(&s);
     assert_eq!(s["maintenance"], true, "{s}");
     let (status, body) = c.admin(2, "POST", "/api/v1/cluster/maintenance", r#"{"on": false}"#);
     assert_eq!(status, 200, "{body}");
@@ -474,6 +490,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     c.lab.kill(m3);
     moved(&c, &p, 2, "n3", t);
     let s = c.status(3).expect("n3 status");
+    assert_documented(&s);
     assert_eq!(s["ready"], false, "{s}");
     assert!(
         s["not_ready"]
