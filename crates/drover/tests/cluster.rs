@@ -22,21 +22,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netns::{Lab, SUBNET};
+use netns::{Lab, SUBNET, SUBNET6};
 
 const NODES: usize = 3;
+/// Three IPv4 VIPs, one per node, and an IPv6 VIP (the fourth: n1's, with multicast adverts).
+const VIPS: usize = 4;
 const TOKEN: &str = "cluster-test-token-0123";
 /// Connect and read timeout of each client request.
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// Longest any wait in these tests may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// VIP `i` as a URL host: 10.77.0.100..102, then [fd77::100].
 fn vip(i: usize) -> String {
-    format!("{SUBNET}.{}", 100 + i)
+    if i < NODES {
+        format!("{SUBNET}.{}", 100 + i)
+    } else {
+        format!("[{SUBNET6}::100]")
+    }
 }
 
 fn config(node: usize, preempt: bool, run_dir: &Path) -> String {
-    let vips: Vec<String> = (0..NODES).map(|i| format!("\"{}/24\"", vip(i))).collect();
+    let mut vips: Vec<String> = (0..NODES).map(|i| format!("\"{}/24\"", vip(i))).collect();
+    vips.push(format!("\"{SUBNET6}::100/64\""));
     let nodes: String = (1..=NODES)
         .map(|i| format!("[[cluster.nodes]]\nname = \"n{i}\"\naddress = \"{SUBNET}.{i}\"\n"))
         .collect();
@@ -47,7 +55,7 @@ threads = 1
 grace = "1s"
 
 [[listener]]
-listen = "0.0.0.0:8080"
+listen = ["0.0.0.0:8080", "[{SUBNET6}::100]:8080"]
 farm = "app"
 
 [farm.app]
@@ -257,11 +265,11 @@ impl Poller {
                 if st.load(Ordering::Relaxed) || Instant::now() > end {
                     return;
                 }
-                let i = n % NODES;
+                let i = n % VIPS;
                 let who = ask(&vip(i));
                 let at = Instant::now();
                 s.lock().unwrap().push(Sample { vip: i, at, who });
-                if i == NODES - 1 {
+                if i == VIPS - 1 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -363,12 +371,25 @@ fn outage(samples: &[Sample], v: usize, since: Instant) -> Outage {
     Outage { gap, failed }
 }
 
-/// Every VIP answered by its owner: VIP i by node i+1 (the plan's pool order).
-fn settled(c: &Cluster, p: &Poller) {
+/// `status` validates against docs/openapi.json's `ClusterStatus` (VIPs, states and held
+/// addresses included, which the openapi test's VIP-less cluster cannot show).
+fn assert_documented(status: &serde_json::Value) {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/openapi.json")).expect("openapi.json");
+    let schema = serde_json::json!({
+        "$ref": "#/components/schemas/ClusterStatus",
+        "components": doc["components"].clone(),
+    });
+    let v = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+    let errors: Vec<String> = v.iter_errors(status).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{status}\n{}", errors.join("\n"));
+}
+
+/// Every VIP answered by its owner: VIP i by node i mod 3 + 1 (the plan's pool order).
+fn settled(p: &Poller) {
     let since = Instant::now();
-    for v in 0..NODES {
-        let _ = c;
-        p.wait_answered(v, &format!("n{}", v + 1), 5, since);
+    for v in 0..VIPS {
+        p.wait_answered(v, &format!("n{}", v % NODES + 1), 5, since);
     }
 }
 
@@ -378,14 +399,15 @@ fn pool_failover_return_and_maintenance_with_preempt() {
         return;
     };
     let p = Poller::start(&c.lab);
-    settled(&c, &p);
+    settled(&p);
 
-    // The API tells who holds what.
+    // The API tells who holds what, as docs/openapi.json describes it.
     let s = c.status(1).expect("n1 status");
+    assert_documented(&s);
     assert_eq!(s["node"], "n1");
     assert_eq!(
         s["held"],
-        serde_json::json!([format!("{}/24", vip(0))]),
+        serde_json::json!([format!("{}/24", vip(0)), format!("{SUBNET6}::100/64")]),
         "{s}"
     );
     assert_eq!(s["keepalived"]["running"], true, "{s}");
@@ -428,6 +450,13 @@ fn pool_failover_return_and_maintenance_with_preempt() {
         kill.gap, kill.failed
     );
     assert!(kill.gap < Duration::from_secs(1), "{kill:?}");
+    // n1's IPv6 VIP too (unsolicited neighbour adverts instead of gratuitous ARP).
+    let (_, kill6) = moved(&c, &p, 3, "n1", t);
+    eprintln!(
+        "kill (SIGKILL), IPv6 VIP: gap {:?}, failed requests {}",
+        kill6.gap, kill6.failed
+    );
+    assert!(kill6.gap < Duration::from_secs(1), "{kill6:?}");
     let n1 = c.lab.ns("n1");
     c.wait("VIP 0 gone from n1's interface", move || {
         let out = std::process::Command::new("ip")
@@ -446,6 +475,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     let t = Instant::now();
     c.start(1);
     p.wait_answered(0, "n1", 10, t);
+    p.wait_answered(3, "n1", 10, t);
     let back = outage(&p.samples(), 0, t);
     eprintln!(
         "return (preempt): gap {:?}, failed requests {}",
@@ -462,6 +492,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
         m.gap, m.failed
     );
     let s = c.status(2).expect("n2 status");
+    assert_documented(&s);
     assert_eq!(s["maintenance"], true, "{s}");
     let (status, body) = c.admin(2, "POST", "/api/v1/cluster/maintenance", r#"{"on": false}"#);
     assert_eq!(status, 200, "{body}");
@@ -474,6 +505,7 @@ fn pool_failover_return_and_maintenance_with_preempt() {
     c.lab.kill(m3);
     moved(&c, &p, 2, "n3", t);
     let s = c.status(3).expect("n3 status");
+    assert_documented(&s);
     assert_eq!(s["ready"], false, "{s}");
     assert!(
         s["not_ready"]
@@ -500,7 +532,7 @@ fn pool_without_preempt_keeps_vips_where_they_are() {
     // Without preempt, the first to time out takes a VIP: wait until every VIP answers.
     c.wait("every VIP answers", || {
         let s = p.samples();
-        (0..NODES).all(|v| {
+        (0..VIPS).all(|v| {
             s.iter()
                 .rev()
                 .filter(|x| x.vip == v)
@@ -595,7 +627,7 @@ fn failover_table() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let p = Poller::start(&c.lab);
-    settled(&c, &p);
+    settled(&p);
     let n1 = c.lab.ns("n1");
     let mut rows: Vec<(&str, Vec<Outage>)> = [
         "kill (SIGKILL)",

@@ -1,7 +1,7 @@
 //! A network lab for the cluster tests: network namespaces named `drover-<pid>-<name>` (this
 //! test process's pid, so parallel runs never collide), a bridge in its own namespace
 //! (`drover-<pid>-br`), one veth pair per node namespace, addresses in 10.77.0.0/24 that exist
-//! only inside those namespaces. Nothing is added to the root namespace.
+//! (and fd77::/64) only inside those namespaces. Nothing is added to the root namespace.
 //!
 //! [`Lab`] is a guard: dropping it (a panic included) kills every process it started (by PID,
 //! `Child::kill`), deletes its namespaces and its files. [`Lab::new`] answers `None`, after
@@ -21,6 +21,8 @@ use std::process::{Child, Command, Stdio};
 
 /// The lab's subnet: node `i` (1-based) is 10.77.0.i, the client 10.77.0.200.
 pub const SUBNET: &str = "10.77.0";
+/// The lab's IPv6 subnet (/64): node `i` is fd77::i, the client fd77::200.
+pub const SUBNET6: &str = "fd77";
 
 pub struct Lab {
     /// `drover-<pid>`.
@@ -117,6 +119,15 @@ impl Lab {
                 "dev",
                 "eth0",
             ]);
+            let v6 = format!("{SUBNET6}::{host}/64");
+            ip(&["-n", &ns, "addr", "add", &v6, "dev", "eth0", "nodad"]);
+            // A listener may bind an IPv6 VIP this node does not hold (yet).
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns, "sh", "-c"])
+                .arg("echo 1 > /proc/sys/net/ipv6/ip_nonlocal_bind")
+                .output()
+                .expect("run ip netns exec");
+            assert!(out.status.success(), "ip_nonlocal_bind in {ns}: {out:?}");
         }
         Some(lab)
     }
