@@ -23,6 +23,7 @@ const state = {
   lastOk: 0,
   waitingForToken: false,
   timer: null,
+  noCluster: false,   // GET /api/v1/cluster/peers answered 404: a lone node, stop asking
 };
 
 const $ = (id) => document.getElementById(id);
@@ -431,6 +432,59 @@ function render(data, now) {
   if (data.farms.length === 0 && !main.firstChild) main.appendChild(el('p', 'muted', 'No farms.'));
 }
 
+// The cluster's peers (GET /api/v1/cluster/peers), below the farms, on a node with [cluster].
+function renderPeers(data) {
+  const section = $('peers');
+  section.replaceChildren();
+  const head = el('div', 'farm-head');
+  head.appendChild(el('h2', null, 'cluster peers'));
+  const a = data.applied;
+  head.appendChild(el('div', 'totals', 'node ' + data.node + ' · applied from peers: ' + a.op + ' op, '
+    + a.sticky + ' sticky, ' + a.report + ' report'));
+  section.appendChild(head);
+  const wrap = el('div', 'table-wrap');
+  const table = el('table');
+  const hr = el('tr');
+  for (const [label, cls] of [['peer'], ['gossip address'], ['state'], ['last heartbeat', 'num'],
+    ['op keys', 'num'], ['sticky keys', 'num'], ['report keys', 'num']]) hr.appendChild(el('th', cls || null, label));
+  const thead = el('thead');
+  thead.appendChild(hr);
+  table.appendChild(thead);
+  const tbody = el('tbody');
+  for (const p of data.peers) {
+    const tr = el('tr');
+    tr.dataset.peer = p.name;
+    tr.appendChild(el('td', null, p.name));
+    tr.appendChild(el('td', null, p.address));
+    const st = el('td');
+    if (p.self) badge(st, 'this node', 'info');
+    else if (p.alive) badge(st, 'alive', 'good');
+    else badge(st, 'dead', 'bad');
+    tr.appendChild(st);
+    const hb = p.last_heartbeat_ms;
+    tr.appendChild(el('td', 'num', hb === null ? '–' : (hb < 1000 ? hb + ' ms ago' : fmtAge(hb / 1000))));
+    tr.appendChild(el('td', 'num', String(p.keys.op)));
+    tr.appendChild(el('td', 'num', String(p.keys.sticky)));
+    tr.appendChild(el('td', 'num', String(p.keys.report)));
+    tbody.appendChild(tr);
+  }
+  table.appendChild(tbody);
+  wrap.appendChild(table);
+  section.appendChild(wrap);
+  section.hidden = false;
+}
+
+async function pollPeers() {
+  if (state.noCluster) return;
+  try {
+    const res = await fetch('/api/v1/cluster/peers', { headers: authHeaders(), cache: 'no-store' });
+    if (res.status === 404) { state.noCluster = true; return; }
+    if (res.ok) renderPeers(await res.json());
+  } catch (e) {
+    // The farms' poll reports a lost connection.
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Talking to the API
 
@@ -455,6 +509,7 @@ async function poll() {
     const data = await res.json();
     const now = Date.now();
     render(data, now);
+    await pollPeers();
     state.lastOk = now;
     status.textContent = 'live · updated ' + new Date(now).toLocaleTimeString();
     status.className = 'status';

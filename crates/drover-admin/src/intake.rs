@@ -53,6 +53,8 @@ const DISABLED: usize = 7;
 pub struct Answer {
     pub status: StatusCode,
     pub body: String,
+    /// The reports applied (none when refused), for the peers.
+    pub applied: Vec<LoadReport>,
 }
 
 impl Intake {
@@ -217,6 +219,7 @@ impl Intake {
         Answer {
             status: StatusCode::OK,
             body: format!("{{\"accepted\":{},\"applied\":{applied}}}\n", reports.len()),
+            applied: reports,
         }
     }
 
@@ -242,6 +245,7 @@ impl Intake {
         Answer {
             status,
             body: format!("{why}\n"),
+            applied: Vec::new(),
         }
     }
 }

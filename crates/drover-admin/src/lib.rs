@@ -18,7 +18,8 @@
 //!   writes `POST /api/v1/farms/{farm}/members/{member}/{enable|disable|drain|undrain}` and
 //!   `PATCH /api/v1/farms/{farm}/members/{member}` ([`members`]), members added and removed at
 //!   run time (`POST /api/v1/farms/{farm}/members`, `DELETE .../members/{member}`) and
-//!   `POST /api/v1/reload` ([`control`]). Anything else is a 404, after the credentials check.
+//!   `POST /api/v1/reload` ([`control`]), `GET /api/v1/cluster` and
+//!   `POST /api/v1/cluster/maintenance` ([`cluster`]). Anything else is a 404, after the credentials check.
 //!   A cross-site write (foreign `Origin`, or `Sec-Fetch-Site` `cross-site`/`same-site`) is
 //!   refused with 403 before that ([`auth::cross_site`]).
 //!
@@ -44,6 +45,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod cluster;
 pub mod control;
 pub mod dashboard;
 pub mod intake;
@@ -54,6 +56,7 @@ pub mod view;
 
 use arc_swap::ArcSwap;
 pub use auth::Auth;
+pub use cluster::Cluster;
 pub use control::{Control, ControlError, NewMember, Reloaded};
 pub use intake::Intake;
 
@@ -64,6 +67,43 @@ pub struct AdminState {
     /// Swapped whole when a reload changes `[admin]`'s credentials.
     pub auth: ArcSwap<Auth>,
     pub control: Arc<dyn Control>,
+    /// The cluster's peers, when the node is in one (`[cluster]`): told of operator changes and
+    /// pushed reports, and shown at `GET /api/v1/cluster/peers`.
+    pub peers: std::sync::OnceLock<Arc<dyn Peers>>,
+    /// The cluster, when the config has `[cluster]` (set once, after start).
+    pub cluster: std::sync::OnceLock<Arc<dyn Cluster>>,
+}
+
+/// An operator's change to a member, for the peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorChange {
+    On(bool),
+    Drain(bool),
+    Weight(u32),
+}
+
+/// What the admin API needs of a cluster's gossip (drover-cluster; the binary wires it).
+pub trait Peers: Send + Sync {
+    /// The operator changed a member on this node (already applied here).
+    fn operator_change(&self, farm: &str, member: &str, change: OperatorChange);
+    /// Load reports pushed to this node (already applied here).
+    fn reports_received(&self, reports: &[drover_core::LoadReport]);
+    /// `GET /api/v1/cluster/peers`.
+    fn view(&self) -> serde_json::Value;
+    /// For `/metrics`.
+    fn counters(&self) -> PeerCounters;
+}
+
+/// The gossip's counters for `/metrics` (`drover_gossip_*`, docs/metrics.md).
+#[derive(Debug, Clone, Default)]
+pub struct PeerCounters {
+    /// Other nodes (older lives of this one included) alive and dead.
+    pub alive: u64,
+    pub dead: u64,
+    /// By kind: `op`, `sticky`, `report`.
+    pub applied: Vec<(&'static str, u64)>,
+    pub published: Vec<(&'static str, u64)>,
+    pub ignored: u64,
 }
 
 impl AdminState {
@@ -78,6 +118,8 @@ impl AdminState {
             intake: Intake::new(reports),
             auth: ArcSwap::from_pointee(Auth::new(admin)),
             control,
+            peers: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -115,6 +157,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/api/v1/farms/{farm}/members", post(control::add))
         .route("/api/v1/reload", post(control::reload))
+        .route("/api/v1/cluster/peers", get(cluster_peers))
+        .route("/api/v1/cluster", get(cluster::status))
+        .route("/api/v1/cluster/maintenance", post(cluster::maintenance))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -153,8 +198,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     }
 }
 
-/// An intake answer: the accepted line is JSON, every refusal a line of text.
-fn intake_reply(a: intake::Answer) -> Response {
+/// An intake answer: the accepted line is JSON, every refusal a line of text. Applied reports
+/// go to the peers too.
+fn intake_reply(state: &AdminState, a: intake::Answer) -> Response {
+    if !a.applied.is_empty()
+        && let Some(p) = state.peers.get()
+    {
+        p.reports_received(&a.applied);
+    }
     if a.status == StatusCode::OK {
         (
             a.status,
@@ -217,6 +268,17 @@ async fn farm(State(state): State<Arc<AdminState>>, Path(name): Path<String>) ->
     }
 }
 
+/// `GET /api/v1/cluster/peers`: 404 when this node is in no cluster.
+async fn cluster_peers(State(state): State<Arc<AdminState>>) -> Response {
+    match state.peers.get() {
+        Some(p) => json_response(StatusCode::OK, view::json(&p.view())),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "this node is in no cluster (no [cluster] table in its config)".to_owned(),
+        ),
+    }
+}
+
 async fn pick_route(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
     pick::pick(&state.proxy.routing(), &name)
 }
@@ -238,14 +300,14 @@ async fn update(State(state): State<Arc<AdminState>>, req: Request) -> Response 
     let a = state
         .intake
         .get(&state.proxy.routing(), req.headers(), query, peer);
-    intake_reply(a)
+    intake_reply(&state, a)
 }
 
 async fn push(State(state): State<Arc<AdminState>>, req: Request) -> Response {
     use http_body_util::BodyExt;
     let peer = peer_of(&req);
     if let Some(a) = state.intake.gate(req.headers(), peer) {
-        return intake_reply(a);
+        return intake_reply(&state, a);
     }
     let (parts, body) = req.into_parts();
     // One byte over the limit is enough to answer 413 without reading the rest; a body that
@@ -256,11 +318,11 @@ async fn push(State(state): State<Arc<AdminState>>, req: Request) -> Response {
             let a = state
                 .intake
                 .post(&state.proxy.routing(), &parts.headers, &b.to_bytes(), peer);
-            intake_reply(a)
+            intake_reply(&state, a)
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             let a = state.intake.too_large(peer);
-            intake_reply(a)
+            intake_reply(&state, a)
         }
         Ok(Err(_)) => text(StatusCode::BAD_REQUEST, "push body: the upload broke off\n"),
         Err(_) => text(

@@ -68,6 +68,14 @@ pub async fn action(
         }
         crate::control::changed(&state.control).await;
     }
+    // Published even when nothing flipped here: the operator means it for the whole cluster.
+    if let Some(p) = state.peers.get() {
+        let change = match flag {
+            Flag::On => crate::OperatorChange::On(value),
+            _ => crate::OperatorChange::Drain(value),
+        };
+        p.operator_change(&farm, &member, change);
+    }
     crate::json_response(StatusCode::OK, view::json(&view::member_view(m)))
 }
 
@@ -131,6 +139,9 @@ pub async fn patch(
             m.state.set_weight(weight);
             tracing::info!(farm = %farm, member = %member, old, weight, "weight of {member} set by operator ({who})");
             crate::control::changed(&state.control).await;
+        }
+        if let Some(p) = state.peers.get() {
+            p.operator_change(&farm, &member, crate::OperatorChange::Weight(weight));
         }
     }
     if let Some(route) = patch.route {

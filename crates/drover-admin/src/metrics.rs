@@ -42,7 +42,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// `GET /metrics`.
 pub async fn handler(State(state): State<Arc<AdminState>>) -> Response {
-    match render(state.proxy.routing(), &state.intake) {
+    let peers = state.peers.get().map(|p| p.counters());
+    match render_with(state.proxy.routing(), &state.intake, peers) {
         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         // Writing to a String cannot fail; the crate's own checks (e.g. a histogram without
         // buckets) could, and none of ours trips them. Say so rather than send half a page.
@@ -55,11 +56,21 @@ pub async fn handler(State(state): State<Arc<AdminState>>) -> Response {
 
 /// The whole exposition for `routing` and `intake`, `# EOF` included.
 pub fn render(routing: Arc<Routing>, intake: &Intake) -> Result<String, fmt::Error> {
+    render_with(routing, intake, None)
+}
+
+/// [`render`], with the gossip's counters when the node is in a cluster.
+pub fn render_with(
+    routing: Arc<Routing>,
+    intake: &Intake,
+    peers: Option<crate::PeerCounters>,
+) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape {
         routing,
         accepted: intake.accepted.load(std::sync::atomic::Ordering::Relaxed),
         rejected: intake.rejected_by_reason().collect(),
+        peers,
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
@@ -73,6 +84,7 @@ struct Scrape {
     routing: Arc<Routing>,
     accepted: u64,
     rejected: Vec<(&'static str, u64)>,
+    peers: Option<crate::PeerCounters>,
 }
 
 type Labels<'a> = [(&'static str, &'a str); 2];
@@ -145,7 +157,8 @@ impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         self.farms(&mut enc)?;
         self.members(&mut enc)?;
-        self.intake(&mut enc)
+        self.intake(&mut enc)?;
+        self.gossip(&mut enc)
     }
 }
 
@@ -505,6 +518,44 @@ impl Scrape {
             "1 when the last read of the member's agent failed",
             None,
             self.member_rows(|m| bit(m.reported.is_failing())),
+        )
+    }
+
+    /// Only when the node is in a cluster.
+    fn gossip(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let Some(p) = &self.peers else {
+            return Ok(());
+        };
+        gauge(
+            enc,
+            "drover_gossip_peers",
+            "Other nodes the gossip knows, by state (alive, dead)",
+            None,
+            [
+                ([("state", "alive")], p.alive),
+                ([("state", "dead")], p.dead),
+            ],
+        )?;
+        counter(
+            enc,
+            "drover_gossip_applied",
+            "Peers' values applied here, by kind (op, sticky, report)",
+            None,
+            p.applied.iter().map(|&(kind, n)| ([("kind", kind)], n)),
+        )?;
+        counter(
+            enc,
+            "drover_gossip_published",
+            "This node's own changes published to the peers, by kind (op, sticky, report)",
+            None,
+            p.published.iter().map(|&(kind, n)| ([("kind", kind)], n)),
+        )?;
+        counter(
+            enc,
+            "drover_gossip_ignored",
+            "Peers' values not applied: a farm or member this node does not have, or malformed",
+            None,
+            [(NO_LABELS, p.ignored)],
         )
     }
 

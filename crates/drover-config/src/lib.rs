@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod cluster;
 mod error;
 mod farm;
 mod health;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use drover_core::{MemberSpec, PolicyKind};
 use regex::Regex;
 
+mod cluster;
 mod health;
+pub use cluster::*;
 pub use health::*;
 
 /// A whole drover config file.
@@ -26,6 +28,8 @@ pub struct Config {
     pub farms: Vec<Farm>,
     /// `[reports]`: how pushed load reports are authenticated.
     pub reports: Reports,
+    /// `[cluster]`: the peers and the VIPs they share; absent = a lone node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[reports]`: the shared secret that signs pushed load reports (`POST /api/v1/reports`,

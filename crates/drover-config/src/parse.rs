@@ -14,7 +14,7 @@ use crate::units;
 use crate::walk::{Ctx, Table};
 use crate::{farm, listener};
 
-const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports"];
+const TOP_KEYS: &[&str] = &["server", "admin", "listener", "farm", "reports", "cluster"];
 const SERVER_KEYS: &[&str] = &["threads", "grace", "state_file", "upgrade_socket"];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "token_file", "users_file", "open_reads"];
 const PAGE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -57,6 +57,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let (listeners, mut binds) = listener::listeners(&mut ctx, &root, &farm_names);
     binds.extend(admin_bind);
     check_binds(&mut ctx, &binds);
+    let cluster = crate::cluster::cluster(&mut ctx, &root);
     ctx.finish(Config {
         path: path.to_path_buf(),
         server,
@@ -64,6 +65,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         listeners,
         farms,
         reports,
+        cluster,
     })
 }
 

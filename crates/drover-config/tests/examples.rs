@@ -222,3 +222,18 @@ fn sticky_shows_insert_and_learn() {
     assert_eq!(php.mode, StickyMode::Learn);
     assert_eq!(php.redirects, vec![None, Some("p1".to_owned())]);
 }
+
+#[test]
+fn cluster_examples_say_what_docs_cluster_md_says() {
+    use drover_config::ClusterMode;
+    let pair = example("cluster-pair.toml").cluster.expect("[cluster]");
+    assert_eq!((pair.mode, pair.preempt), (ClusterMode::Pair, false));
+    assert_eq!(pair.nodes.len(), 2);
+    assert_eq!(pair.vips.len(), 1);
+    assert_eq!(pair.advert_interval, Duration::from_millis(100));
+    let pool = example("cluster-pool.toml").cluster.expect("[cluster]");
+    assert_eq!((pool.mode, pool.preempt), (ClusterMode::Pool, true));
+    assert_eq!(pool.nodes.len(), 3);
+    assert_eq!(pool.vips.len(), 4);
+    assert!(pool.vips.iter().any(|v| v.addr.is_ipv6()));
+}

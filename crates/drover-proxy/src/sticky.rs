@@ -178,7 +178,7 @@ impl StickyState {
                 continue;
             };
             if let Some(i) = farm.members.iter().position(|m| Arc::ptr_eq(m, was)) {
-                new.learn(key, i, now.saturating_sub(idle));
+                new.adopt(key, i, now.saturating_sub(idle));
             }
         }
         state

@@ -18,6 +18,8 @@
 //! why). No message quotes a token or password.
 
 mod client;
+mod cluster;
+mod peers;
 mod render;
 
 use std::io::Write;
@@ -36,6 +38,24 @@ const DEFAULT_ADMIN: &str = "http://127.0.0.1:9090";
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+/// `drover cluster`: the cluster routes of the admin API.
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    command: cluster::ClusterCommand,
+}
+
+/// Where the admin API is and how to talk to it (every command's options).
+#[derive(clap::Args)]
+struct Conn {
     /// The admin API: `http://host:port[/prefix]` or `host[:port]` (port 9090 if none)
     /// [env: DROVER_ADMIN] [default: http://127.0.0.1:9090]
     #[arg(long, global = true, value_name = "URL")]
@@ -56,8 +76,6 @@ pub struct Args {
     /// How long a call may take, connect included ("5s", "500ms").
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     timeout: Duration,
-    #[command(subcommand)]
-    command: CtlCommand,
 }
 
 #[derive(Subcommand)]
@@ -142,7 +160,22 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Runs one `drover ctl` command; prints its own errors.
 pub fn run(args: Args) -> ExitCode {
-    match execute(args) {
+    let Args { conn, command } = args;
+    report(execute(&conn, |client, json| {
+        Box::pin(run_command(client, command, json))
+    }))
+}
+
+/// Runs one `drover cluster` command; prints its own errors.
+pub fn run_cluster(args: ClusterArgs) -> ExitCode {
+    let ClusterArgs { conn, command } = args;
+    report(execute(&conn, |client, json| {
+        Box::pin(cluster::command(client, command, json))
+    }))
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("drover ctl: {e:#}");
@@ -151,19 +184,25 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn execute(args: Args) -> anyhow::Result<ExitCode> {
+type Pending<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<ExitCode>> + 'a>>;
+
+fn execute(
+    args: &Conn,
+    command: impl for<'a> FnOnce(&'a Client, bool) -> Pending<'a>,
+) -> anyhow::Result<ExitCode> {
     let admin = args
         .admin
         .clone()
         .or_else(|| env("DROVER_ADMIN"))
         .unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
     let target = Target::parse(&admin).map_err(|e| anyhow!(e))?;
-    let client = Client::new(target, &credentials(&args)?, args.timeout)?;
+    let client = Client::new(target, &credentials(args)?, args.timeout)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start a runtime")?;
-    rt.block_on(command(&client, args.command, args.json))
+    rt.block_on(command(&client, args.json))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -171,7 +210,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Flags first, then `DROVER_TOKEN`, then `DROVER_USER`; none is fine for open reads.
-fn credentials(args: &Args) -> anyhow::Result<Credentials> {
+fn credentials(args: &Conn) -> anyhow::Result<Credentials> {
     if let Some(token) = &args.token {
         return Ok(Credentials::Token(token.trim().to_owned()));
     }
@@ -193,7 +232,7 @@ fn credentials(args: &Args) -> anyhow::Result<Credentials> {
     Ok(env("DROVER_USER").map_or(Credentials::None, Credentials::User))
 }
 
-async fn command(client: &Client, command: CtlCommand, json: bool) -> anyhow::Result<ExitCode> {
+async fn run_command(client: &Client, command: CtlCommand, json: bool) -> anyhow::Result<ExitCode> {
     let action = |target: &MemberArgs, action: &str| {
         format!(
             "/api/v1/farms/{}/members/{}/{action}",
@@ -308,7 +347,7 @@ async fn write(
 }
 
 /// `answer` if it is a success, else the error to print.
-fn ok(answer: Answer) -> anyhow::Result<Answer> {
+pub(crate) fn ok(answer: Answer) -> anyhow::Result<Answer> {
     ok_ref(&answer)?;
     Ok(answer)
 }
@@ -357,13 +396,13 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> anyhow::Result<T> {
+pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> anyhow::Result<T> {
     serde_json::from_slice(body)
         .map_err(|e| anyhow!("the answer is not the admin API's JSON ({e}); is --admin right?"))
 }
 
 /// Prints the answer: as it came with `--json`, else as `render` lays it out.
-fn print(
+pub(crate) fn print(
     json: bool,
     answer: &Answer,
     render: impl FnOnce(&[u8]) -> anyhow::Result<String>,

@@ -9,9 +9,11 @@
 //!
 //! Config keys read: all of them, through `drover-config`. Only this crate uses `anyhow`.
 
+mod cluster;
 mod control;
 mod ctl;
 mod demo;
+mod peers;
 mod sdnotify;
 mod statefile;
 mod upgrade;
@@ -77,6 +79,9 @@ enum Command {
     /// Call a running drover's admin API: list, show, enable, disable, drain, undrain, weight,
     /// pick (see docs/admin.md).
     Ctl(ctl::Args),
+    /// This node's cluster through its admin API: `status` (who holds which VIP) and
+    /// `maintenance on|off` (see docs/cluster.md).
+    Cluster(ctl::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Ctl(args) => return ctl::run(args),
+        Command::Cluster(args) => return ctl::run_cluster(args),
         Command::Serve {
             config,
             threads,
@@ -312,6 +318,8 @@ pub(crate) async fn serve_until_signal(
     let config = process.config();
     let mut admin_task = None;
     let mut admin_socket = None;
+    // Keepalived is spawned from this (the main) thread: its parent-death signal follows it.
+    let cluster = cluster::Running::start(&config, &proxy).context("cannot start the cluster")?;
     if let Some(admin) = &config.admin {
         let addr = admin.listen;
         let given = takeover
@@ -341,7 +349,18 @@ pub(crate) async fn serve_until_signal(
             control,
         ));
         process.attach_admin(&state);
+        if let Some(c) = &cluster {
+            let _ = state
+                .cluster
+                .set(Arc::new(cluster::Admin(Arc::clone(&c.vips))));
+        }
+        if let Some(g) = start_gossip(&config, &proxy, &process).await? {
+            let _ = state.peers.set(g);
+        }
         admin_task = Some(tokio::spawn(drover_admin::serve(listener, state)));
+    } else {
+        // Without an admin listener nothing local changes, but peers' changes still apply.
+        start_gossip(&config, &proxy, &process).await?;
     }
     let mut signals = match takeover.signals.take() {
         Some(s) => s,
@@ -422,6 +441,12 @@ pub(crate) async fn serve_until_signal(
             },
         }
     };
+    if let Some(c) = &cluster {
+        // The VIPs go to a peer before the listeners close (keepalived stops with priority-0
+        // adverts), so clients move without waiting for adverts to time out.
+        tracing::info!("giving up this node's VIPs");
+        c.stop().await;
+    }
     if handed_over {
         tracing::info!("handed over: no new connections here; finishing in-flight requests");
         if let Some(task) = admin_task {
@@ -452,6 +477,25 @@ pub(crate) async fn serve_until_signal(
 
 /// How long exit waits for each access log's last lines to be written.
 const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts the gossip of runtime state with the peers when the config has `[cluster]`.
+async fn start_gossip(
+    config: &drover_config::Config,
+    proxy: &Arc<Proxy>,
+    process: &Arc<control::Process>,
+) -> anyhow::Result<Option<Arc<dyn drover_admin::Peers>>> {
+    let Some(settings) = drover_cluster::gossip::Settings::from_config(config) else {
+        return Ok(None);
+    };
+    let p = Arc::clone(process);
+    let gossip = drover_cluster::gossip::Gossip::start(
+        settings,
+        Arc::clone(proxy),
+        Arc::new(move || p.save()),
+    )
+    .await?;
+    Ok(Some(Arc::new(peers::GossipPeers(gossip))))
+}
 
 enum Signal {
     Reload,

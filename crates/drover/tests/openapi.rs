@@ -397,6 +397,7 @@ struct Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.users);
+        let _ = std::fs::remove_dir_all(self.users.with_extension("run"));
     }
 }
 
@@ -415,6 +416,11 @@ async fn setup() -> Setup {
         members.push(m);
     }
     let (app, web, admin) = (free_addr(), free_addr(), free_addr());
+    // The gossip's UDP port: a free one, not the default (other tests may run beside this one).
+    let gossip_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
     let config = format!(
         r#"
 [server]
@@ -450,7 +456,17 @@ cookie = "SID"
 
 [farm.web.reports]
 expect = "1h"
+
+# A cluster without VIPs (no keepalived, no root needed): /api/v1/cluster and
+# /api/v1/cluster/peers answer.
+[cluster]
+node = "a"
+secret = "{SECRET}"
+run_dir = {run_dir:?}
+gossip_port = {gossip_port}
+nodes = [{{ name = "a", address = "127.0.0.1" }}, {{ name = "b", address = "127.0.0.2" }}]
 "#,
+        run_dir = users.with_extension("run").display().to_string(),
         a1 = addr["a1"],
         a2 = addr["a2"],
         w1 = addr["w1"],

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use drover_core::{Flag, LoadReport, Source, clock};
 use drover_proxy::state::Routing;
 
-use super::render;
+use super::{render, render_with};
 use crate::Intake;
 
 const CONFIG: &str = r#"
@@ -169,7 +169,18 @@ fn docs_list_every_metric() {
         "/../../docs/metrics.md"
     ))
     .expect("docs/metrics.md");
-    let text = render(routing(), &intake()).unwrap();
+    // A node in a cluster: the gossip's families too.
+    let peers = crate::PeerCounters {
+        alive: 2,
+        applied: vec![("op", 1)],
+        published: vec![("op", 1)],
+        ..Default::default()
+    };
+    let text = render_with(routing(), &intake(), Some(peers)).unwrap();
+    assert!(
+        text.contains(r#"drover_gossip_peers{state="alive"} 2"#),
+        "{text}"
+    );
     let mut families = 0;
     for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (name, kind) = line.split_once(' ').unwrap();

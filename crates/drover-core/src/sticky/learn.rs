@@ -21,6 +21,7 @@
 //! allocator's header): about 70–90 bytes an entry at the cap (`bench/sticky-table` measures it).
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +32,17 @@ use crate::clock;
 const SHARDS: usize = 16;
 /// Expired entries a `learn` removes from the cold end of its shard, at most.
 const LEARN_SWEEP: usize = 4;
+/// Changes a [`SessionTable`]'s journal holds between two drains, at most.
+pub const JOURNAL_CAP: usize = 4096;
+
+/// A change to the table made by this node's traffic, for the peers: `member: None` is a forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub key: u64,
+    pub member: Option<usize>,
+    /// When, on the [`clock`] scale.
+    pub at: u64,
+}
 
 /// The key of a session id in a [`SessionTable`].
 pub fn session_key(id: &[u8]) -> u64 {
@@ -50,6 +62,12 @@ pub struct SessionTable {
     shards: Box<[Mutex<LruCache<u64, Entry>>]>,
     ttl: u64,
     max_sessions: usize,
+    /// Off until a peer-sharing task asks for it ([`SessionTable::journal_on`]): then each new,
+    /// moved or forgotten session is noted for it (one relaxed load per change when off).
+    journaling: AtomicBool,
+    journal: Mutex<Vec<Change>>,
+    /// Changes not journaled because the journal was full.
+    journal_dropped: AtomicU64,
 }
 
 impl SessionTable {
@@ -68,6 +86,9 @@ impl SessionTable {
                 .collect(),
             ttl: clock::span(ttl).max(1),
             max_sessions: per.get() * shards,
+            journaling: AtomicBool::new(false),
+            journal: Mutex::new(Vec::new()),
+            journal_dropped: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +117,16 @@ impl SessionTable {
     /// Session `key` is held by member `member` from now on. Returns true when that is news (a
     /// new session, or one that moved). The least recently used entry goes when the table is full.
     pub fn learn(&self, key: u64, member: usize, now: u64) -> bool {
+        let news = self.adopt(key, member, now);
+        if news {
+            self.note(key, Some(member), now);
+        }
+        news
+    }
+
+    /// [`SessionTable::learn`] without noting it in the journal: for entries that come from a
+    /// peer (noting them would send them back) or from the table of the snapshot before.
+    pub fn adopt(&self, key: u64, member: usize, now: u64) -> bool {
         let mut shard = self.shard(key);
         for _ in 0..LEARN_SWEEP {
             match shard.peek_lru() {
@@ -124,7 +155,52 @@ impl SessionTable {
 
     /// The session ended (the member deleted its cookie).
     pub fn forget(&self, key: u64) -> bool {
+        let gone = self.forget_quietly(key);
+        if gone {
+            self.note(key, None, clock::now());
+        }
+        gone
+    }
+
+    /// [`SessionTable::forget`] without noting it in the journal (a peer's forget).
+    pub fn forget_quietly(&self, key: u64) -> bool {
         self.shard(key).pop(&key).is_some()
+    }
+
+    fn note(&self, key: u64, member: Option<usize>, at: u64) {
+        if !self.journaling.load(Relaxed) {
+            return;
+        }
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if j.len() < JOURNAL_CAP {
+            j.push(Change { key, member, at });
+        } else {
+            self.journal_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// From now on, note this node's changes for [`SessionTable::drain_journal`].
+    pub fn journal_on(&self) {
+        self.journaling.store(true, Relaxed);
+    }
+
+    /// The changes noted since the last drain, oldest first, and how many were dropped (journal
+    /// full) since the table was made.
+    pub fn drain_journal(&self) -> (Vec<Change>, u64) {
+        let j = std::mem::take(&mut *self.journal.lock().unwrap_or_else(|p| p.into_inner()));
+        (j, self.journal_dropped.load(Relaxed))
+    }
+
+    /// The member holding session `key` and its last use, without counting this as a use.
+    pub fn peek(&self, key: u64, now: u64) -> Option<(usize, u64)> {
+        let shard = self.shard(key);
+        let e = shard.peek(&key)?;
+        (!self.expired(e, now)).then_some((e.member as usize, e.seen))
+    }
+
+    /// The time to live of an entry after its last use, in nanoseconds.
+    pub fn ttl(&self) -> u64 {
+        self.ttl
     }
 
     /// Drops every expired entry; returns how many went. Cheap when few expired: each shard is
@@ -156,11 +232,6 @@ impl SessionTable {
         self.len() == 0
     }
 
-    /// How long an entry lives after its last use, on the [`clock`] scale.
-    pub fn ttl(&self) -> u64 {
-        self.ttl
-    }
-
     /// The most entries the table holds (`max_sessions`, rounded up to a multiple of the shards).
     pub fn capacity(&self) -> usize {
         self.max_sessions
@@ -188,6 +259,36 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn journal_notes_only_local_changes_once_on() {
+        let t = SessionTable::new(100, Duration::from_secs(60));
+        let (a, b) = (session_key(b"a"), session_key(b"b"));
+        t.learn(a, 1, S);
+        assert_eq!(t.peek(a, 2 * S), Some((1, S)), "a peek is no use");
+        assert_eq!(t.peek(a, 2 * S), Some((1, S)));
+        assert_eq!(t.peek(a, 61 * S), None, "expired");
+        assert!(t.drain_journal().0.is_empty(), "off until asked");
+        t.journal_on();
+        t.learn(a, 2, 2 * S);
+        t.learn(a, 2, 3 * S);
+        t.adopt(b, 0, 4 * S);
+        t.forget(a);
+        t.forget_quietly(b);
+        let (j, dropped) = t.drain_journal();
+        assert_eq!(
+            j.iter().map(|c| (c.key, c.member)).collect::<Vec<_>>(),
+            vec![(a, Some(2)), (a, None)],
+            "a move and a forget; no repeat, nothing adopted or forgotten quietly"
+        );
+        assert_eq!(dropped, 0);
+        assert!(t.drain_journal().0.is_empty());
+        for i in 0..(JOURNAL_CAP as u64 + 10) {
+            t.learn(session_key(&i.to_le_bytes()), 0, 5 * S);
+        }
+        let (j, dropped) = t.drain_journal();
+        assert_eq!((j.len(), dropped), (JOURNAL_CAP, 10));
+    }
 
     #[test]
     fn learns_finds_and_moves() {

@@ -20,7 +20,7 @@ mod insert;
 mod learn;
 
 pub use insert::{CookieSigner, TOKEN_LEN};
-pub use learn::{SessionTable, session_key};
+pub use learn::{Change, JOURNAL_CAP, SessionTable, session_key};
 
 /// The route in a session value: the part after the first `sep` (`abc.node7` → `node7`), or
 /// `None` when there is no separator or nothing after it. Apache cuts at the first separator too,
