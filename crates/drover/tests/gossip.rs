@@ -490,7 +490,9 @@ async fn a_restarted_node_catches_up_on_what_changed_while_it_was_down() {
 
     // A member the operator disabled on n2 before n1 had it: n1 applies the cluster's state when
     // it gets the member (its snapshot is rebuilt), not only on the next change.
-    let addr = c.members[0].addr();
+    // An address no other member has (a farm refuses a second member at the same address); it
+    // is disabled before it would get traffic.
+    let addr = free_addr();
     add_member(c.nodes[1].admin, "m3", addr).await;
     write(c.nodes[1].admin, "/api/v1/farms/app/members/m3/disable").await;
     wait_for(WITHIN, "n1 to have n2's op key for m3", || async {
