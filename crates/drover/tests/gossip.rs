@@ -73,7 +73,8 @@ impl Node {
 
 struct Cluster {
     nodes: Vec<Node>,
-    members: Vec<TestMember>,
+    /// Held so the members serve for the whole test.
+    _members: Vec<TestMember>,
 }
 
 async fn cluster() -> Cluster {
@@ -152,7 +153,10 @@ address = "127.0.0.13"
     for n in &mut nodes {
         n.start().await;
     }
-    let c = Cluster { nodes, members };
+    let c = Cluster {
+        nodes,
+        _members: members,
+    };
     // Every node sees the two others alive before a test starts.
     for n in &c.nodes {
         wait_for(

@@ -41,6 +41,15 @@ fn config(
     )
 }
 
+/// Test members named `names`, started on loopback ports.
+async fn members(names: &[&str]) -> Vec<TestMember> {
+    let mut ms = Vec::new();
+    for name in names {
+        ms.push(TestMember::start(MemberConfig::new(*name)).await.unwrap());
+    }
+    ms
+}
+
 async fn farm(admin: SocketAddr) -> Value {
     let r = call(admin, Method::GET, "/api/v1/farms/app", b"", &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -62,10 +71,7 @@ async fn post(admin: SocketAddr, path: &str, body: &str) -> drover_testkit::clie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_nothing_and_keep_the_operators_changes() {
-    let mut ms = Vec::new();
-    for name in ["m1", "m2", "m3"] {
-        ms.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
-    }
+    let ms = members(&["m1", "m2", "m3"]).await;
     let (listen, admin, state) = (free_addr(), free_addr(), temp_path("state.json"));
     let two = config(
         listen,
@@ -209,10 +215,7 @@ async fn a_bad_file_changes_nothing_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_restores_the_operators_changes_from_the_state_file() {
-    let mut ms = Vec::new();
-    for name in ["m1", "m2", "m3"] {
-        ms.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
-    }
+    let ms = members(&["m1", "m2", "m3"]).await;
     let (listen, admin, state) = (free_addr(), free_addr(), temp_path("state.json"));
     let text = config(
         listen,
@@ -283,10 +286,7 @@ async fn a_restart_restores_the_operators_changes_from_the_state_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_added_removed_and_rerouted_at_run_time() {
-    let mut ms = Vec::new();
-    for name in ["m1", "m2"] {
-        ms.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
-    }
+    let ms = members(&["m1", "m2"]).await;
     let (listen, admin, state) = (free_addr(), free_addr(), temp_path("state.json"));
     // Route-mode sticky sessions, so a route change shows on the wire.
     let text = config(
@@ -432,10 +432,7 @@ async fn members_are_added_removed_and_rerouted_at_run_time() {
 /// would hold the member's only slot and every request after the change would fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_follow_their_members_and_replaced_pools_close() {
-    let mut ms = Vec::new();
-    for name in ["m1", "m2"] {
-        ms.push(TestMember::start(MemberConfig::new(name)).await.unwrap());
-    }
+    let ms = members(&["m1", "m2"]).await;
     let (listen, admin, state) = (free_addr(), free_addr(), temp_path("state.json"));
     let text = config(
         listen,
