@@ -369,6 +369,21 @@ async fn a_report_pushed_to_one_node_steers_traffic_on_all() {
 }
 
 /// One browser: a keep-alive connection and its session cookie.
+/// A request without a session through `at`: the session cookie the member set (`NAME=value`)
+/// and the member that set it.
+async fn new_session(conn: &mut SendRequest<Body>, at: SocketAddr) -> (String, String) {
+    let r = get_with(conn, at, None).await;
+    let home = r.headers["x-member"].to_str().unwrap().to_owned();
+    let cookie = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, home)
+}
+
 async fn get_with(
     conn: &mut SendRequest<Body>,
     at: SocketAddr,
@@ -389,15 +404,7 @@ async fn a_learned_session_survives_its_nodes_death() {
     let mut sessions = Vec::new();
     for _ in 0..8 {
         let mut conn = client::connect(a).await;
-        let r = get_with(&mut conn, a, None).await;
-        let home = r.headers["x-member"].to_str().unwrap().to_owned();
-        let cookie = r.headers["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let (cookie, home) = new_session(&mut conn, a).await;
         sessions.push((cookie, home));
     }
     wait_for(WITHIN, "n2 to hold the 8 sessions", || async {
@@ -525,15 +532,7 @@ async fn a_session_in_use_stays_shared_past_its_ttl() {
     let mut c = cluster_with_ttl("2s").await;
     let (a, b) = (c.nodes[0].listen, c.nodes[1].listen);
     let mut conn = client::connect(a).await;
-    let r = get_with(&mut conn, a, None).await;
-    let home = r.headers["x-member"].to_str().unwrap().to_owned();
-    let cookie = r.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, home) = new_session(&mut conn, a).await;
     let until = Instant::now() + Duration::from_millis(3_000);
     let mut pace = tokio::time::interval(Duration::from_millis(100));
     while Instant::now() < until {

@@ -65,6 +65,11 @@ fn member<'a>(farm: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no member {name} in {farm:#}"))
 }
 
+async fn delete_member(admin: SocketAddr, name: &str) -> drover_testkit::client::Reply {
+    let path = format!("/api/v1/farms/app/members/{name}");
+    call(admin, Method::DELETE, &path, b"", &bearer()).await
+}
+
 async fn post(admin: SocketAddr, path: &str, body: &str) -> drover_testkit::client::Reply {
     call(admin, Method::POST, path, body.as_bytes(), &bearer()).await
 }
@@ -383,14 +388,7 @@ async fn members_are_added_removed_and_rerouted_at_run_time() {
     assert_eq!(r.status, 409, "m1 has r1: {}", r.text());
 
     // Remove m1: no request reaches it after; the last member cannot go.
-    let r = call(
-        admin,
-        Method::DELETE,
-        "/api/v1/farms/app/members/m1",
-        b"",
-        &bearer(),
-    )
-    .await;
+    let r = delete_member(admin, "m1").await;
     assert_eq!(r.status, 204, "{}", r.text());
     let m1_after = ms[0].requests();
     for _ in 0..6 {
@@ -398,23 +396,9 @@ async fn members_are_added_removed_and_rerouted_at_run_time() {
         assert_eq!(r.text(), "m2\n");
     }
     assert_eq!(ms[0].requests(), m1_after);
-    let r = call(
-        admin,
-        Method::DELETE,
-        "/api/v1/farms/app/members/m2",
-        b"",
-        &bearer(),
-    )
-    .await;
+    let r = delete_member(admin, "m2").await;
     assert_eq!(r.status, 409, "{}", r.text());
-    let r = call(
-        admin,
-        Method::DELETE,
-        "/api/v1/farms/app/members/m1",
-        b"",
-        &bearer(),
-    )
-    .await;
+    let r = delete_member(admin, "m1").await;
     assert_eq!(r.status, 404, "{}", r.text());
 
     // A reload makes the file authoritative again: m1 is back, m2 (added at run time) is gone.
@@ -476,14 +460,7 @@ async fn pools_follow_their_members_and_replaced_pools_close() {
 
     // m1 goes: m2 moves to the farm's first place and keeps its pool (no new connection).
     let accepted = ms[1].connections();
-    let r = call(
-        admin,
-        Method::DELETE,
-        "/api/v1/farms/app/members/m1",
-        b"",
-        &bearer(),
-    )
-    .await;
+    let r = delete_member(admin, "m1").await;
     assert_eq!(r.status, 204, "{}", r.text());
     get_all(6).await;
     assert_eq!(
