@@ -45,6 +45,7 @@ fn quickstart_is_three_members_round_robin_with_admin() {
     assert_eq!(listener.listen, vec![addr("127.0.0.1:8080")]);
     assert_eq!(listener.routes.len(), 1);
     assert_eq!(listener.routes[0].action, Action::Farm("app".into()));
+    assert!(listener.access_log.is_some(), "quickstart logs to stdout");
     let farm = config.farm("app").expect("farm app");
     assert_eq!(farm.policy, PolicyKind::RoundRobin);
     let members: Vec<SocketAddr> = farm.members.iter().map(|m| m.addr).collect();
