@@ -20,10 +20,10 @@ use bytes::{Bytes, BytesMut};
 use drover_core::{Member, clock};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use tokio::time::{Instant, Sleep};
 
-use crate::pool::Upstream;
+use crate::h1client::RawBody;
+use crate::pool::{Pooled, Upstream};
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -78,7 +78,7 @@ impl Body for ProxyBody {
 /// bookkeeping settled when it ends.
 pub struct Exchange {
     upstream: Arc<Upstream>,
-    conn: Option<SendRequest<UpBody>>,
+    conn: Option<Pooled>,
     worker: usize,
     /// The request body's progress, if it had one: the connection is reused only once it is done.
     upload: Option<Arc<Upload>>,
@@ -123,7 +123,7 @@ impl Exchange {
 
     /// The response head arrived now, for a request sent at `sent`; keep `conn` until the body
     /// ends.
-    pub fn headers_received(&mut self, sent: Instant, conn: Option<SendRequest<UpBody>>) {
+    pub fn headers_received(&mut self, sent: Instant, conn: Option<Pooled>) {
         let now = Instant::now();
         self.latency_ns = Some(now.saturating_duration_since(sent).as_nanos() as u64);
         self.head_at = Some(now);
@@ -163,9 +163,43 @@ impl Drop for Exchange {
     }
 }
 
+/// Where a member's response body comes from: hyper's client, or drover's own
+/// ([`crate::h1client`]), which reads it from the connection the body owns until it ends.
+pub enum Inner {
+    Hyper(Incoming),
+    Raw(RawBody),
+}
+
+impl Inner {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inner::Hyper(b) => b.is_end_stream(),
+            Inner::Raw(b) => b.is_end(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Inner::Hyper(b) => b.size_hint(),
+            Inner::Raw(b) => b.size_hint(),
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
+            Inner::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into))),
+            Inner::Raw(b) => b
+                .poll_data(cx)
+                .map(|d| d.map(|r| r.map(Frame::data).map_err(Into::into))),
+        }
+    }
+}
+
 /// A member's response body on its way to the client.
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: Inner,
     exchange: Exchange,
     idle: Duration,
     deadline: Option<Instant>,
@@ -174,13 +208,14 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     pub fn new(
-        inner: Incoming,
+        inner: Inner,
         mut exchange: Exchange,
         idle: Duration,
         deadline: Option<Instant>,
     ) -> Self {
+        let mut inner = inner;
         if inner.is_end_stream() {
-            exchange.complete();
+            Self::settle(&mut inner, &mut exchange);
         }
         UpstreamBody {
             inner,
@@ -193,6 +228,16 @@ impl UpstreamBody {
 
     pub fn exchange(&self) -> &Exchange {
         &self.exchange
+    }
+
+    /// The body ended cleanly: a raw connection goes back with the exchange's.
+    fn settle(inner: &mut Inner, exchange: &mut Exchange) {
+        if let Inner::Raw(raw) = inner
+            && let Some(conn) = raw.take_reusable()
+        {
+            exchange.conn = Some(Pooled::Raw(conn));
+        }
+        exchange.complete();
     }
 
     fn next_deadline(&self) -> Instant {
@@ -210,7 +255,7 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.exchange.bytes_out += data.len() as u64;
@@ -222,13 +267,13 @@ impl Body for UpstreamBody {
                     }
                 }
                 if this.inner.is_end_stream() {
-                    this.exchange.complete();
+                    Self::settle(&mut this.inner, &mut this.exchange);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
-                this.exchange.complete();
+                Self::settle(&mut this.inner, &mut this.exchange);
                 Poll::Ready(None)
             }
             Poll::Pending => {

@@ -37,10 +37,11 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::access_log::format::Sticky;
 use crate::access_log::{ClientBody, Entry, Trace};
-use crate::body::{Exchange, ProxyBody, UpBody, Upload, UpstreamBody};
+use crate::body::{Exchange, Inner, ProxyBody, UpBody, Upload, UpstreamBody};
 use crate::error::{self, Failure};
 use crate::forward::{self, ClientAddr};
-use crate::pool::Upstream;
+use crate::h1client::{self, RawBody};
+use crate::pool::{Kind, Lent, Pooled, Upstream};
 use crate::route::RouteAction;
 use crate::state::{FarmState, KeySource, ListenerState, OutageAction, Routing};
 use crate::sticky::{Outcome, Session, Verdict};
@@ -615,40 +616,51 @@ async fn attempt(
 ) -> Attempt {
     // The one clock reading before sending: pool ageing, the time the request went out.
     let sent = Instant::now();
+    let bodiless = matches!(req.body(), UpBody::Empty);
+    if h1client::suits(req.method(), bodiless, client_upgrade.is_some()) {
+        return attempt_raw(ctx, farm, up, req, sent, deadlines, back).await;
+    }
     let lent = if client_upgrade.is_some() {
-        up.connect_upgradable().await.map(|conn| crate::pool::Lent {
-            conn,
+        up.connect_upgradable().await.map(|conn| Lent {
+            conn: Pooled::Hyper(conn),
             reused: false,
         })
     } else {
-        up.acquire(ctx.worker, sent).await
+        up.acquire(ctx.worker, sent, Kind::Hyper).await
     };
-    let mut lent = match lent {
-        Ok(l) => l,
+    let (mut conn, reused) = match lent {
+        Ok(Lent {
+            conn: Pooled::Hyper(conn),
+            reused,
+        }) => (conn, reused),
+        Ok(Lent {
+            conn: Pooled::Raw(_),
+            ..
+        }) => unreachable!("the pool lends the kind asked for"),
         Err(f) => return Attempt::NotSent(f, req),
     };
     let ready_by = sent + deadlines.first_byte;
-    if !matches!(timeout_at(ready_by, lent.conn.ready()).await, Ok(Ok(()))) {
+    if !matches!(timeout_at(ready_by, conn.ready()).await, Ok(Ok(()))) {
         if client_upgrade.is_some() {
             return Attempt::NotSent(Failure::Connect, req);
         }
         // The pooled connection closed while idle; one fresh try on the same member.
-        lent = match up.acquire(ctx.worker, Instant::now()).await {
-            Ok(l) => l,
+        conn = match up.acquire(ctx.worker, Instant::now(), Kind::Hyper).await {
+            Ok(Lent {
+                conn: Pooled::Hyper(conn),
+                ..
+            }) => conn,
+            Ok(_) => unreachable!("the pool lends the kind asked for"),
             Err(f) => return Attempt::NotSent(f, req),
         };
-        if !matches!(timeout_at(ready_by, lent.conn.ready()).await, Ok(Ok(()))) {
+        if !matches!(timeout_at(ready_by, conn.ready()).await, Ok(Ok(()))) {
             return Attempt::NotSent(Failure::Connect, req);
         }
     }
     let upload = req.body().upload();
     let mut exchange = Exchange::start(Arc::clone(up), ctx.worker).with_upload(upload.clone());
-    let first_byte = sent + deadlines.first_byte;
-    let (limit, on_timeout) = match deadlines.total {
-        Some(t) if t < first_byte => (t, Failure::TotalTimeout),
-        _ => (first_byte, Failure::FirstByteTimeout),
-    };
-    let response = lent.conn.try_send_request(req);
+    let (limit, on_timeout) = first_limit(sent, deadlines);
+    let response = conn.try_send_request(req);
     tokio::pin!(response);
     let mut limit = limit;
     let mut progress = upload.as_ref().map(|u| (u.sent(), u.done()));
@@ -684,30 +696,12 @@ async fn attempt(
             return match e.take_message() {
                 Some(req) => Attempt::NotSent(Failure::Connect, req),
                 None => {
-                    tracing::debug!(member = up.member.name(), error = %e.error(), reused = lent.reused, "member failed before answering");
+                    tracing::debug!(member = up.member.name(), error = %e.error(), reused, "member failed before answering");
                     Attempt::Sent(Failure::Upstream)
                 }
             };
         }
-        Err(()) => {
-            let now = Instant::now();
-            let on_timeout = match deadlines.total {
-                Some(t) if now >= t => Failure::TotalTimeout,
-                _ => on_timeout,
-            };
-            // The wait itself is the latency sample, as tower's Peak-EWMA takes it when a request
-            // is dropped: without it a member that only times out would look as fast as ever to
-            // latency-aware policies (drover-sim's Linkerd replica: 4.65% timeouts for peak-ewma
-            // without the sample, 0.66% with it).
-            let waited = now.saturating_duration_since(sent).as_nanos() as u64;
-            up.member
-                .stats
-                .observe_rtt(waited, clock::nanos(now.into_std()));
-            if let Some(held) = up.warn.allow() {
-                tracing::warn!(member = up.member.name(), failure = ?on_timeout, held_back = held, "no response head in time");
-            }
-            return Attempt::Sent(on_timeout);
-        }
+        Err(()) => return timed_out(up, sent, deadlines, on_timeout),
     };
     if res.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_io) = client_upgrade.take()
@@ -716,12 +710,136 @@ async fn attempt(
         return Attempt::Done(upgrade::switch(res, client_io, exchange));
     }
     // A dedicated upgrade connection that was not switched is not pooled: it was never counted.
-    let keep = client_upgrade.is_none().then_some(lent.conn);
+    let keep = client_upgrade.is_none().then_some(Pooled::Hyper(conn));
     exchange.headers_received(sent, keep);
-    if res.status().is_server_error() {
+    let (parts, body) = res.into_parts();
+    Attempt::Done(answer_from(
+        farm,
+        up,
+        parts,
+        Inner::Hyper(body),
+        exchange,
+        deadlines,
+        back,
+    ))
+}
+
+/// [`attempt`] for a request without a body, through drover's own client ([`h1client`]): the
+/// request head is written and the response head read from this task, on a pooled [`RawConn`].
+async fn attempt_raw(
+    ctx: &ConnCtx,
+    farm: &FarmState,
+    up: &Arc<Upstream>,
+    req: Request<UpBody>,
+    sent: Instant,
+    deadlines: &Deadlines,
+    back: Back<'_>,
+) -> Attempt {
+    let (limit, on_timeout) = first_limit(sent, deadlines);
+    let (head, body) = req.into_parts();
+    let head_request = head.method == Method::HEAD;
+    // Started once a connection is lent: from then on the request is in flight on the member.
+    let mut exchange: Option<Exchange> = None;
+    let exchanged = timeout_at(limit, async {
+        let mut fresh_try = false;
+        loop {
+            let lent = up.acquire(ctx.worker, sent, Kind::Raw).await;
+            let (mut conn, reused) = match lent {
+                Ok(Lent {
+                    conn: Pooled::Raw(conn),
+                    reused,
+                }) => (conn, reused),
+                Ok(_) => unreachable!("the pool lends the kind asked for"),
+                Err(f) => return Err(Some(f)),
+            };
+            exchange.get_or_insert_with(|| Exchange::start(Arc::clone(up), ctx.worker));
+            if let Err(e) = conn.send(&head).await {
+                // A pooled connection the member closed as it was lent: one fresh try on the
+                // same member, as with hyper's `ready()` above.
+                if reused && !fresh_try {
+                    fresh_try = true;
+                    continue;
+                }
+                tracing::debug!(member = up.member.name(), error = %e, reused, "request not sent");
+                return Err(Some(Failure::Connect));
+            }
+            return match conn.read_head(head_request).await {
+                Ok(h) => Ok((conn, h)),
+                Err(e) => {
+                    tracing::debug!(member = up.member.name(), error = %e, reused, "member failed before answering");
+                    Err(None)
+                }
+            };
+        }
+    })
+    .await;
+    let (conn, parsed) = match exchanged {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(Some(f))) => return Attempt::NotSent(f, Request::from_parts(head, body)),
+        Ok(Err(None)) => return Attempt::Sent(Failure::Upstream),
+        Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+    };
+    let mut exchange = exchange.expect("a connection was lent");
+    exchange.headers_received(sent, None);
+    let body = RawBody::new(conn, &parsed);
+    Attempt::Done(answer_from(
+        farm,
+        up,
+        parsed.parts,
+        Inner::Raw(body),
+        exchange,
+        deadlines,
+        back,
+    ))
+}
+
+/// The first-byte deadline of a request sent at `sent`, and the failure it means when it passes.
+fn first_limit(sent: Instant, deadlines: &Deadlines) -> (Instant, Failure) {
+    let first_byte = sent + deadlines.first_byte;
+    match deadlines.total {
+        Some(t) if t < first_byte => (t, Failure::TotalTimeout),
+        _ => (first_byte, Failure::FirstByteTimeout),
+    }
+}
+
+/// No response head in time.
+fn timed_out(up: &Upstream, sent: Instant, deadlines: &Deadlines, on_timeout: Failure) -> Attempt {
+    let now = Instant::now();
+    let on_timeout = match deadlines.total {
+        Some(t) if now >= t => Failure::TotalTimeout,
+        _ => on_timeout,
+    };
+    // The wait itself is the latency sample, as tower's Peak-EWMA takes it when a request
+    // is dropped: without it a member that only times out would look as fast as ever to
+    // latency-aware policies (drover-sim's Linkerd replica: 4.65% timeouts for peak-ewma
+    // without the sample, 0.66% with it).
+    let waited = now.saturating_duration_since(sent).as_nanos() as u64;
+    up.member
+        .stats
+        .observe_rtt(waited, clock::nanos(now.into_std()));
+    if let Some(held) = up.warn.allow() {
+        tracing::warn!(member = up.member.name(), failure = ?on_timeout, held_back = held, "no response head in time");
+    }
+    Attempt::Sent(on_timeout)
+}
+
+/// Step 8's headers for a member's answer, and its body set streaming.
+fn answer_from(
+    farm: &FarmState,
+    up: &Arc<Upstream>,
+    mut parts: http::response::Parts,
+    body: Inner,
+    mut exchange: Exchange,
+    deadlines: &Deadlines,
+    back: Back<'_>,
+) -> Response<ProxyBody> {
+    if parts.status.is_server_error() {
         exchange.server_error();
     }
-    let (mut parts, body) = res.into_parts();
+    // The member's HTTP version is its connection's business: the client is answered in
+    // HTTP/1.1 (hyper answers an HTTP/1.0 client in its own version), and its connection stays
+    // open where an HTTP/1.0 answer would have closed it.
+    parts.version = Version::HTTP_11;
     let scan = forward::Scan::of(&parts.headers);
     forward::strip_hop_by_hop(&mut parts.headers, &scan);
     if scan.has_orca() {
@@ -731,7 +849,7 @@ async fn attempt(
         forward::rewrite_location(&mut parts.headers, &up.origin, back.client_host);
     }
     let body = UpstreamBody::new(body, exchange, deadlines.idle, deadlines.total);
-    Attempt::Done(Response::from_parts(parts, ProxyBody::Upstream(body)))
+    Response::from_parts(parts, ProxyBody::Upstream(body))
 }
 
 async fn outage(

@@ -39,6 +39,7 @@ pub mod access_log;
 pub mod body;
 pub mod error;
 pub mod forward;
+pub mod h1client;
 pub mod handler;
 pub mod idle;
 pub mod loglimit;

@@ -4,7 +4,12 @@
 //! chose; the response body hands the connection back with [`Upstream::checkin`] when the response
 //! has ended cleanly.
 //!
-//! Model: one idle list per worker thread per member (LIFO, so the warmest connection is reused
+//! Two kinds of connection: [`RawConn`] for requests without a body, driven by drover's own
+//! client ([`crate::h1client`]) inside the request's task, and hyper's `SendRequest` (with its
+//! connection task) for requests with a body. Each kind has its own idle lists; both count
+//! against the member's `max_connections`.
+//!
+//! Model: one idle list per worker thread per member and kind (LIFO, so the warmest connection is reused
 //! first and surplus ones age out). A worker only touches its own list, so its mutex is never
 //! contended on the request path; other workers' lists are only looked at by a request that is
 //! waiting for the member's connection limit. Idle connections older than `pool_idle_timeout` are
@@ -31,6 +36,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::body::UpBody;
 use crate::error::Failure;
+use crate::h1client::RawConn;
 use crate::loglimit::LogLimit;
 
 /// Most connects in progress to one member at once (all workers).
@@ -45,9 +51,52 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
 }
 
-struct Idle {
-    conn: SendRequest<UpBody>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
+}
+
+/// One worker's idle connections to one member.
+#[derive(Default)]
+struct Lists {
+    hyper: Vec<Idle<SendRequest<UpBody>>>,
+    raw: Vec<Idle<Box<RawConn>>>,
+}
+
+impl Lists {
+    fn len(&self) -> usize {
+        self.hyper.len() + self.raw.len()
+    }
+}
+
+/// Which client a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// drover's own, for requests without a body ([`crate::h1client`]).
+    Raw,
+    /// hyper's, for requests with a body.
+    Hyper,
+}
+
+/// A member connection of either kind.
+pub enum Pooled {
+    Raw(Box<RawConn>),
+    Hyper(SendRequest<UpBody>),
+}
+
+/// Frees a raw connection's slot in its member's connection count when the connection is
+/// dropped (closed), and wakes a request waiting for that slot. (hyper's connections do the
+/// same from their connection task.)
+pub struct Release {
+    member: Arc<Member>,
+    slots: Arc<Slots>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.member.stats.close_connection();
+        self.slots.wake();
+    }
 }
 
 /// A member as the data plane sees it: the core member plus its connection pools.
@@ -58,7 +107,7 @@ pub struct Upstream {
     /// `http://ip:port`, the prefix a member's self-referencing `Location` starts with.
     pub origin: Box<str>,
     pub(crate) settings: PoolSettings,
-    idle: Box<[Mutex<Vec<Idle>>]>,
+    idle: Box<[Mutex<Lists>]>,
     connecting: AtomicU32,
     /// Shared with the pools this member had before and will have after a rebuild: the member's
     /// connection cap counts all of them, so a request waiting in one must wake when another
@@ -77,6 +126,15 @@ struct Slots {
     freed: Notify,
 }
 
+impl Slots {
+    fn wake(&self) {
+        fence(SeqCst);
+        if self.waiting.load(Relaxed) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+}
+
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
@@ -87,7 +145,7 @@ impl std::fmt::Debug for Upstream {
 
 /// A connection lent to one request.
 pub struct Lent {
-    pub conn: SendRequest<UpBody>,
+    pub conn: Pooled,
     /// It served requests before: a failure on it may be a race with the member closing it idle.
     pub reused: bool,
 }
@@ -103,7 +161,7 @@ impl Upstream {
             authority,
             settings,
             idle: (0..workers.max(1))
-                .map(|_| Mutex::new(Vec::new()))
+                .map(|_| Mutex::new(Lists::default()))
                 .collect(),
             connecting: AtomicU32::new(0),
             slots: Arc::default(),
@@ -145,8 +203,13 @@ impl Upstream {
 
     /// A connection to this member: a pooled idle one if any, else a new one. `now` is the
     /// caller's clock reading (one per request is enough).
-    pub async fn acquire(self: &Arc<Self>, worker: usize, now: Instant) -> Result<Lent, Failure> {
-        if let Some(conn) = self.take_idle(worker, now) {
+    pub async fn acquire(
+        self: &Arc<Self>,
+        worker: usize,
+        now: Instant,
+        kind: Kind,
+    ) -> Result<Lent, Failure> {
+        if let Some(conn) = self.take_idle(worker, now, kind) {
             return Ok(Lent { conn, reused: true });
         }
         let deadline = now + self.settings.connect_timeout;
@@ -161,18 +224,22 @@ impl Upstream {
             let freed = self.slots.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some(conn) = self.take_idle(worker, Instant::now()) {
+            if let Some(conn) = self.take_idle(worker, Instant::now(), kind) {
                 return Ok(Lent { conn, reused: true });
             }
             if let Some(slot) = self.reserve() {
-                return self.connect(slot, deadline).await.map(|conn| Lent {
+                return self.connect(slot, deadline, kind).await.map(|conn| Lent {
                     conn,
                     reused: false,
                 });
             }
-            // At the member's limit: an idle connection of another worker beats waiting.
-            if let Some(conn) = self.take_idle_any(worker, Instant::now()) {
+            // At the member's limit: an idle connection of another worker beats waiting, and
+            // one of the other kind is closed to make room for a new one of this kind.
+            if let Some(conn) = self.take_idle_any(worker, Instant::now(), kind) {
                 return Ok(Lent { conn, reused: true });
+            }
+            if self.close_other_kind(kind) {
+                continue;
             }
             if timeout_at(deadline, freed).await.is_err() {
                 return Err(
@@ -189,18 +256,20 @@ impl Upstream {
     }
 
     /// Returns a connection whose response ended cleanly; `since` starts its idle time.
-    pub fn checkin(&self, worker: usize, conn: SendRequest<UpBody>, since: Instant) {
-        if conn.is_closed() {
-            return;
-        }
+    pub fn checkin(&self, worker: usize, conn: Pooled, since: Instant) {
         {
             let mut idle = self.lock(worker);
             // Read under the lock `retire` empties the list with, so a connection is either
             // refused here or cleared there, never left behind in a retired pool.
             if idle.len() >= self.settings.max_idle || self.retired.load(Relaxed) {
-                return; // dropped: closes, and frees a slot via the connection task
+                drop(idle);
+                return; // dropped: closes, and frees its slot
             }
-            idle.push(Idle { conn, since });
+            match conn {
+                Pooled::Hyper(conn) if !conn.is_closed() => idle.hyper.push(Idle { conn, since }),
+                Pooled::Raw(conn) => idle.raw.push(Idle { conn, since }),
+                Pooled::Hyper(_) => return,
+            }
         }
         self.wake();
     }
@@ -212,13 +281,20 @@ impl Upstream {
         let ttl = self.settings.idle_timeout;
         let mut idle = self.lock(worker);
         if all {
-            idle.clear();
+            // Dropped outside the lock: a raw connection's release takes no lock, but hyper's
+            // connection tasks are woken.
+            let closed = std::mem::take(&mut *idle);
+            drop(idle);
+            drop(closed);
         } else {
-            idle.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
+            idle.hyper
+                .retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
+            idle.raw
+                .retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < ttl);
         }
     }
 
-    fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+    fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Lists> {
         // A panic while holding this lock can only come from Vec::push's allocation failing, which
         // aborts; a poisoned list is still a valid list.
         self.idle[worker % self.idle.len()]
@@ -226,22 +302,51 @@ impl Upstream {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_idle(&self, worker: usize, now: Instant) -> Option<SendRequest<UpBody>> {
+    fn take_idle(&self, worker: usize, now: Instant, kind: Kind) -> Option<Pooled> {
+        let ttl = self.settings.idle_timeout;
         let mut idle = self.lock(worker);
-        while let Some(i) = idle.pop() {
-            // Not `is_ready()`: the connection task may not yet have seen the end of the last
-            // response; the handler awaits `ready()` before sending.
-            if !i.conn.is_closed() && now.duration_since(i.since) < self.settings.idle_timeout {
-                return Some(i.conn);
+        match kind {
+            Kind::Raw => {
+                while let Some(i) = idle.raw.pop() {
+                    if now.duration_since(i.since) < ttl && !i.conn.is_closed() {
+                        return Some(Pooled::Raw(i.conn));
+                    }
+                }
+            }
+            Kind::Hyper => {
+                while let Some(i) = idle.hyper.pop() {
+                    // Not `is_ready()`: the connection task may not yet have seen the end of the
+                    // last response; the handler awaits `ready()` before sending.
+                    if !i.conn.is_closed() && now.duration_since(i.since) < ttl {
+                        return Some(Pooled::Hyper(i.conn));
+                    }
+                }
             }
         }
         None
     }
 
     /// Own list first, then the other workers' (only on the slow path, at the member's limit).
-    fn take_idle_any(&self, worker: usize, now: Instant) -> Option<SendRequest<UpBody>> {
+    fn take_idle_any(&self, worker: usize, now: Instant, kind: Kind) -> Option<Pooled> {
         let n = self.idle.len();
-        (0..n).find_map(|k| self.take_idle((worker + k) % n, now))
+        (0..n).find_map(|k| self.take_idle((worker + k) % n, now, kind))
+    }
+
+    /// At the member's limit with no idle connection of `kind`: closes one idle connection of
+    /// the other kind (any worker's), so the waiting request can open its own. `true` if a slot
+    /// is free now (a raw connection was closed); a closed hyper connection frees its slot when
+    /// its task sees the close, and wakes the waiting request then.
+    fn close_other_kind(&self, kind: Kind) -> bool {
+        let closed = self.idle.iter().find_map(|list| {
+            let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+            match kind {
+                Kind::Raw => list.hyper.pop().map(|i| Pooled::Hyper(i.conn)),
+                Kind::Hyper => list.raw.pop().map(|i| Pooled::Raw(i.conn)),
+            }
+        });
+        let freed_now = matches!(closed, Some(Pooled::Raw(_)));
+        drop(closed);
+        freed_now
     }
 
     fn reserve(&self) -> Option<ConnectSlot<'_>> {
@@ -261,17 +366,15 @@ impl Upstream {
     }
 
     fn wake(&self) {
-        fence(SeqCst);
-        if self.slots.waiting.load(Relaxed) > 0 {
-            self.slots.freed.notify_waiters();
-        }
+        self.slots.wake();
     }
 
     async fn connect(
         self: &Arc<Self>,
         mut slot: ConnectSlot<'_>,
         deadline: Instant,
-    ) -> Result<SendRequest<UpBody>, Failure> {
+        kind: Kind,
+    ) -> Result<Pooled, Failure> {
         let addr = self.addr();
         let stream = match timeout_at(deadline, connect_tcp(addr)).await {
             Ok(Ok(s)) => s,
@@ -288,6 +391,16 @@ impl Upstream {
                 return Err(Failure::Connect);
             }
         };
+        if kind == Kind::Raw {
+            // From here the connection owns the slot: its release frees it when it is dropped.
+            slot.armed = false;
+            drop(slot);
+            let release = Release {
+                member: Arc::clone(&self.member),
+                slots: Arc::clone(&self.slots),
+            };
+            return Ok(Pooled::Raw(RawConn::new(stream, release)));
+        }
         let (conn, driver) = match http1::Builder::new()
             .writev(false)
             .handshake::<_, UpBody>(TokioIo::new(stream))
@@ -312,7 +425,7 @@ impl Upstream {
             up.member.stats.close_connection();
             up.wake();
         });
-        Ok(conn)
+        Ok(Pooled::Hyper(conn))
     }
 
     /// A dedicated connection for an upgrade (WebSocket): never pooled, handed to the tunnel.

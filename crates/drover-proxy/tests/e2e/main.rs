@@ -10,3 +10,4 @@ mod policies;
 mod retries;
 mod routes;
 mod upgrade;
+mod wire;
