@@ -740,44 +740,41 @@ async fn attempt_raw(
     let head_request = head.method == Method::HEAD;
     // Started once a connection is lent: from then on the request is in flight on the member.
     let mut exchange: Option<Exchange> = None;
-    let exchanged = timeout_at(limit, async {
-        let mut fresh_try = false;
-        loop {
-            let lent = up.acquire(ctx.worker, sent, Kind::Raw).await;
-            let (mut conn, reused) = match lent {
-                Ok(Lent {
-                    conn: Pooled::Raw(conn),
-                    reused,
-                }) => (conn, reused),
-                Ok(_) => unreachable!("the pool lends the kind asked for"),
-                Err(f) => return Err(Some(f)),
-            };
-            exchange.get_or_insert_with(|| Exchange::start(Arc::clone(up), ctx.worker));
-            if let Err(e) = conn.send(&head).await {
+    let mut fresh_try = false;
+    // Lending is bounded by `connect_timeout` (a failure there is retried elsewhere: nothing
+    // was sent); sending and the response head by the first-byte (or total) deadline.
+    let (conn, parsed) = loop {
+        let (mut conn, reused) = match up.acquire(ctx.worker, sent, Kind::Raw).await {
+            Ok(Lent {
+                conn: Pooled::Raw(conn),
+                reused,
+            }) => (conn, reused),
+            Ok(_) => unreachable!("the pool lends the kind asked for"),
+            Err(f) => return Attempt::NotSent(f, Request::from_parts(head, body)),
+        };
+        exchange.get_or_insert_with(|| Exchange::start(Arc::clone(up), ctx.worker));
+        match timeout_at(limit, conn.send(&head)).await {
+            Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+            Ok(Err(e)) => {
                 // A pooled connection the member closed as it was lent: one fresh try on the
-                // same member, as with hyper's `ready()` above.
+                // same member, as with hyper's `ready()` in `attempt`.
                 if reused && !fresh_try {
                     fresh_try = true;
                     continue;
                 }
                 tracing::debug!(member = up.member.name(), error = %e, reused, "request not sent");
-                return Err(Some(Failure::Connect));
+                return Attempt::NotSent(Failure::Connect, Request::from_parts(head, body));
             }
-            return match conn.read_head(head_request).await {
-                Ok(h) => Ok((conn, h)),
-                Err(e) => {
-                    tracing::debug!(member = up.member.name(), error = %e, reused, "member failed before answering");
-                    Err(None)
-                }
-            };
+            Ok(Ok(())) => {}
         }
-    })
-    .await;
-    let (conn, parsed) = match exchanged {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(Some(f))) => return Attempt::NotSent(f, Request::from_parts(head, body)),
-        Ok(Err(None)) => return Attempt::Sent(Failure::Upstream),
-        Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+        match timeout_at(limit, conn.read_head(head_request)).await {
+            Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+            Ok(Err(e)) => {
+                tracing::debug!(member = up.member.name(), error = %e, reused, "member failed before answering");
+                return Attempt::Sent(Failure::Upstream);
+            }
+            Ok(Ok(parsed)) => break (conn, parsed),
+        }
     };
     let mut exchange = exchange.expect("a connection was lent");
     exchange.headers_received(sent, None);
