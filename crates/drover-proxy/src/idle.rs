@@ -23,8 +23,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::lazy::LazyStream;
 
 /// What a connection has been doing. Written by its own worker thread only; atomics because the
 /// connection's future must be `Send`.
@@ -84,12 +85,12 @@ pub async fn watch(activity: &Activity, timeout: Duration) {
 
 /// The client's socket, counting writes into its connection's [`Activity`].
 pub struct CountedIo {
-    inner: TcpStream,
+    inner: LazyStream,
     conn: Arc<crate::handler::ConnCtx>,
 }
 
 impl CountedIo {
-    pub fn new(inner: TcpStream, conn: Arc<crate::handler::ConnCtx>) -> Self {
+    pub fn new(inner: LazyStream, conn: Arc<crate::handler::ConnCtx>) -> Self {
         CountedIo { inner, conn }
     }
 }

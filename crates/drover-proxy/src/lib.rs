@@ -42,6 +42,7 @@ pub mod forward;
 pub mod h1client;
 pub mod handler;
 pub mod idle;
+pub mod lazy;
 pub mod loglimit;
 pub mod orca;
 pub mod pool;

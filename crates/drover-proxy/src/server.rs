@@ -34,13 +34,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use socket2::{Domain, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, watch};
 
 use crate::error::ServeError;
 use crate::forward::ClientAddr;
 use crate::handler::{self, ConnCtx};
 use crate::idle::{self, Activity, CountedIo};
+use crate::lazy::LazyStream;
 use crate::state::Routing;
 
 /// How many headers hyper's HTTP/1 parser keeps on the stack (its default `max_headers`).
@@ -175,7 +177,14 @@ impl Proxy {
                 let mut http = http1::Builder::new();
                 // No hyper timer: the client idle timeout is per connection (idle.rs), not a
                 // timer armed for every request head.
+                // `half_close`: hyper does not read the client socket while a request is being
+                // answered just to see whether the client left (HAProxy's default, without
+                // `option abortonclose`, is the same: the member's answer is waited for). That
+                // read is a wasted `recvfrom` per request on a connection not yet registered with
+                // epoll (lazy.rs), and would register it. A client that went is noticed when its
+                // answer is written, and its connection closed then.
                 http.writev(false)
+                    .half_close(true)
                     .keep_alive(true)
                     .max_header_size(l.limits.max_header_bytes)
                     .max_buf_size(l.limits.max_header_bytes.max(8192) + 64 * 1024);
@@ -420,7 +429,11 @@ async fn run_worker(
     let live = Arc::new(Live::default());
     let mut accepts = Vec::new();
     for (li, socket) in sockets {
-        let listener = match TcpListener::from_std(socket) {
+        // SAFETY: the AsyncFd owns the socket: its descriptor stays open, and the same, until
+        // the AsyncFd is dropped, and nothing else closes it.
+        let registered =
+            unsafe { AsyncFd::register_with_interest(Socket::from(socket), Interest::READABLE) };
+        let listener = match registered {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(worker, error = %e, "cannot register listener");
@@ -460,9 +473,30 @@ async fn run_worker(
     }
 }
 
+/// Accepts one connection, non-blocking and not yet registered with the event loop (see
+/// [`LazyStream`]).
+async fn accept(listener: &AsyncFd<Socket>) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        match ready.try_io(|l| {
+            l.get_ref()
+                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        }) {
+            Ok(Ok((socket, addr))) => {
+                let peer = addr.as_socket().ok_or_else(|| {
+                    std::io::Error::other("accepted a connection that is not TCP/IP")
+                })?;
+                return Ok((socket.into(), peer));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
 async fn accept_loop(
     worker: usize,
-    listener: TcpListener,
+    listener: AsyncFd<Socket>,
     conf: ListenerConf,
     routing: Arc<ArcSwap<Routing>>,
     mut shutdown: watch::Receiver<Stop>,
@@ -470,7 +504,7 @@ async fn accept_loop(
 ) {
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = accept(&listener) => a,
             _ = stopping(&mut shutdown) => return,
         };
         let (stream, peer) = match accepted {
@@ -497,7 +531,7 @@ async fn accept_loop(
         let http = conf.http.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(serve(
-            stream,
+            LazyStream::new(stream),
             peer,
             http,
             conf.idle_timeout,
@@ -509,7 +543,7 @@ async fn accept_loop(
 }
 
 async fn serve(
-    stream: tokio::net::TcpStream,
+    stream: LazyStream,
     peer: SocketAddr,
     http: http1::Builder,
     idle_timeout: Duration,
