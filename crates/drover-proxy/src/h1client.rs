@@ -230,16 +230,18 @@ fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadError> {
         let value = HeaderValue::from_maybe_shared(raw.slice(start..start + h.value.len()))
             .map_err(|_| HeadError::Invalid("invalid header value"))?;
         if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(HeadError::Invalid("invalid Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::Invalid("conflicting Content-Length headers"));
+            // One value, or a list of equal ones ("5, 5"), in one header or several.
+            for item in h.value.split(|&b| b == b',') {
+                let n = std::str::from_utf8(item.trim_ascii())
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(HeadError::Invalid("invalid Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(HeadError::Invalid("conflicting Content-Length headers"));
+                }
+                length = Some(n);
             }
-            length = Some(n);
         } else if name == header::TRANSFER_ENCODING {
             transfer_encoding = true;
             // Only the last coding says how the body ends.
@@ -479,6 +481,12 @@ mod tests {
         .unwrap();
         assert_eq!(h.framing, Framing::Chunked(Chunk::Size));
         assert!(h.reusable);
+        let (h, _) = head_of(
+            "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\ncontent-length: 7\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.framing, Framing::Length(7), "equal values agree");
         let (h, _) = head_of("HTTP/1.1 200 OK\r\n\r\n", false).unwrap();
         assert_eq!(h.framing, Framing::Close);
         assert!(!h.reusable);

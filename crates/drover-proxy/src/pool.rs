@@ -9,8 +9,8 @@
 //! connection task) for requests with a body. Each kind has its own idle lists; both count
 //! against the member's `max_connections`.
 //!
-//! Model: one idle list per worker thread per member and kind (LIFO, so the warmest connection is reused
-//! first and surplus ones age out). A worker only touches its own list, so its mutex is never
+//! Model: one idle list per worker thread per member and kind (LIFO, so the warmest connection
+//! is reused first and surplus ones age out). A worker only touches its own list, so its mutex is never
 //! contended on the request path; other workers' lists are only looked at by a request that is
 //! waiting for the member's connection limit. Idle connections older than `pool_idle_timeout` are
 //! closed, lazily on checkout and by [`Upstream::reap`] from each worker's sweeper.
