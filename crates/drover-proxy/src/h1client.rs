@@ -22,6 +22,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -61,6 +62,18 @@ impl RawConn {
         })
     }
 
+    /// Moves the connection onto the calling thread's event loop. A socket is registered with
+    /// the runtime of the worker that opened it, and its readiness comes from that worker's
+    /// loop; a worker that takes another's idle connection (at the member's limit) re-registers
+    /// it, or the connection would fail once that other worker has drained and stopped.
+    pub fn rehome(&mut self) -> io::Result<()> {
+        // A second descriptor of the same socket (non-blocking, as the flag belongs to the
+        // socket) is registered here; dropping the old stream takes the first off its loop.
+        let fd = self.stream.as_fd().try_clone_to_owned()?;
+        self.stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+        Ok(())
+    }
+
     /// Whether the member closed this idle connection (or sent something nobody asked for).
     /// Costs no system call unless the socket became readable since the last response.
     pub fn is_closed(&self) -> bool {
@@ -86,6 +99,7 @@ impl RawConn {
 
     /// Reads the response head to the request just sent (`head`: it was a HEAD request).
     pub async fn read_head(&mut self, head: bool) -> Result<Head, HeadError> {
+        let mut received = !self.buf.is_empty();
         loop {
             if !self.buf.is_empty() {
                 match parse(&mut self.buf, head)? {
@@ -97,11 +111,14 @@ impl RawConn {
                     Parsed::Partial => {}
                 }
             }
-            let n = std::future::poll_fn(|cx| self.poll_fill(cx))
-                .await
-                .map_err(HeadError::Io)?;
-            if n == 0 {
-                return Err(HeadError::Closed);
+            match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
+                Ok(0) if !received => return Err(HeadError::Unanswered(None)),
+                Ok(0) => return Err(HeadError::Closed),
+                Ok(_) => received = true,
+                Err(e) if !received && e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(HeadError::Unanswered(Some(e)));
+                }
+                Err(e) => return Err(HeadError::Io(e)),
             }
         }
     }
@@ -119,7 +136,10 @@ impl RawConn {
 /// Why no response head was read.
 #[derive(Debug)]
 pub enum HeadError {
-    /// The member closed the connection before a whole head.
+    /// The member closed (or reset) the connection without sending a byte: on a pooled
+    /// connection, most likely its keep-alive timeout closing it as the request went out.
+    Unanswered(Option<io::Error>),
+    /// The member closed the connection in the middle of a head.
     Closed,
     Io(io::Error),
     /// Not HTTP/1.x as a member may send it.
@@ -129,7 +149,9 @@ pub enum HeadError {
 impl std::fmt::Display for HeadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HeadError::Closed => f.write_str("connection closed before a response head"),
+            HeadError::Unanswered(None) => f.write_str("connection closed before any answer"),
+            HeadError::Unanswered(Some(e)) => write!(f, "connection reset before any answer: {e}"),
+            HeadError::Closed => f.write_str("connection closed in the middle of a response head"),
             HeadError::Io(e) => write!(f, "{e}"),
             HeadError::Invalid(why) => f.write_str(why),
         }

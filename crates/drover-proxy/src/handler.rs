@@ -40,7 +40,7 @@ use crate::access_log::{ClientBody, Entry, Trace};
 use crate::body::{Exchange, Inner, ProxyBody, UpBody, Upload, UpstreamBody};
 use crate::error::{self, Failure};
 use crate::forward::{self, ClientAddr};
-use crate::h1client::{self, RawBody};
+use crate::h1client::{self, HeadError, RawBody};
 use crate::pool::{Kind, Lent, Pooled, Upstream};
 use crate::route::RouteAction;
 use crate::state::{FarmState, KeySource, ListenerState, OutageAction, Routing};
@@ -770,6 +770,18 @@ async fn attempt_raw(
         match timeout_at(limit, conn.read_head(head_request)).await {
             Err(_) => return timed_out(up, sent, deadlines, on_timeout),
             Ok(Err(e)) => {
+                // The member closed a pooled connection as the request went out (its keep-alive
+                // timeout raced the reuse): nothing was answered, so a request that may be
+                // repeated gets one fresh try on the same member, as nginx does with a cached
+                // connection.
+                if reused
+                    && !fresh_try
+                    && matches!(e, HeadError::Unanswered(_))
+                    && head.method.is_idempotent()
+                {
+                    fresh_try = true;
+                    continue;
+                }
                 tracing::debug!(member = up.member.name(), error = %e, reused, "member failed before answering");
                 return Attempt::Sent(Failure::Upstream);
             }

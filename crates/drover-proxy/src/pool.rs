@@ -327,9 +327,19 @@ impl Upstream {
     }
 
     /// Own list first, then the other workers' (only on the slow path, at the member's limit).
+    /// A raw connection of another worker moves to this worker's event loop; one that cannot
+    /// (that worker's loop has stopped) is closed, which frees its slot.
     fn take_idle_any(&self, worker: usize, now: Instant, kind: Kind) -> Option<Pooled> {
         let n = self.idle.len();
-        (0..n).find_map(|k| self.take_idle((worker + k) % n, now, kind))
+        (0..n).find_map(|k| {
+            let from = (worker + k) % n;
+            match self.take_idle(from, now, kind)? {
+                Pooled::Raw(mut conn) if from != worker % n => {
+                    conn.rehome().ok().map(|()| Pooled::Raw(conn))
+                }
+                conn => Some(conn),
+            }
+        })
     }
 
     /// At the member's limit with no idle connection of `kind`: closes one idle connection of
@@ -480,4 +490,93 @@ async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use drover_core::MemberSpec;
+
+    use super::*;
+
+    /// A keep-alive member on 127.0.0.1:0 answering every request `200` with no body, one
+    /// thread per connection.
+    fn member() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                        seen.extend_from_slice(&chunk[..n]);
+                        while let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..i + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                            if stream.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// One bodiless request through `worker`'s pool; whether it went on a reused connection.
+    async fn round_trip(up: &Arc<Upstream>, worker: usize) -> bool {
+        let lent = up.acquire(worker, Instant::now(), Kind::Raw).await.unwrap();
+        let Pooled::Raw(mut conn) = lent.conn else {
+            panic!("a raw connection was asked for")
+        };
+        let (head, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+        let exchange = async {
+            conn.send(&head).await.unwrap();
+            conn.read_head(false).await.unwrap()
+        };
+        // A socket left on a stopped event loop never becomes readable: bounded, not a hang.
+        let answer = timeout_at(Instant::now() + Duration::from_secs(5), exchange)
+            .await
+            .expect("an answer within 5 s");
+        assert_eq!(answer.parts.status, 200);
+        up.checkin(worker, Pooled::Raw(conn), Instant::now());
+        lent.reused
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_raw_connection_taken_from_another_worker_outlives_that_worker() {
+        let spec = MemberSpec {
+            name: "m".into(),
+            addr: member(),
+            weight: 1,
+            route: None,
+            enabled: true,
+        };
+        let settings = PoolSettings {
+            max_connections: 1,
+            max_idle: 8,
+            idle_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let up = Arc::new(Upstream::new(Arc::new(Member::new(spec)), settings, 2));
+        let (worker0, worker1) = (runtime(), runtime());
+        assert!(!worker0.block_on(round_trip(&up, 0)), "first connection");
+        // At the member's limit of one connection, worker 1 takes worker 0's idle one.
+        assert!(worker1.block_on(round_trip(&up, 1)), "taken from worker 0");
+        // Worker 0 drains and stops (as in a hand-over); the connection, now worker 1's, must
+        // still work there: it was moved onto worker 1's event loop when it was taken.
+        drop(worker0);
+        assert!(worker1.block_on(round_trip(&up, 1)), "kept by worker 1");
+        assert_eq!(up.member.stats.connections(), 1);
+    }
 }

@@ -59,6 +59,7 @@ impl Scripted {
 
 async fn serve(mut stream: TcpStream) {
     let mut buf = Vec::new();
+    let mut served = 0;
     loop {
         let head_end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -74,6 +75,12 @@ async fn serve(mut stream: TcpStream) {
         buf.drain(..head_end);
         let mut line = head.lines().next().unwrap_or("").split(' ');
         let (method, path) = (line.next().unwrap_or(""), line.next().unwrap_or(""));
+        served += 1;
+        if path == "/drop-if-reused" && served > 1 {
+            // The keep-alive race: the member closes a connection it kept as the next request
+            // arrives, without answering.
+            return;
+        }
         let pieces: &[&[u8]] = match (method, path) {
             ("HEAD", "/cl") => &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"],
             (_, "/cl") => &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"],
@@ -98,6 +105,7 @@ async fn serve(mut stream: TcpStream) {
             (_, "/http10") => &[b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"],
             (_, "/garbage") => &[b"SPDY/9 what\r\n\r\n"],
             (_, "/silent-close") => &[],
+            (_, "/drop-if-reused") => &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"],
             (_, "/then-close") => &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
             _ => &[b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
         };
@@ -228,6 +236,32 @@ async fn a_pooled_connection_the_member_closed_while_idle_is_not_used() {
         assert_eq!(member.accepted(), round + 1, "round {round}");
         // That new connection is closed by the member next round.
     }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_unanswered_is_retried_fresh_only_when_repeatable() {
+    // Retries on other members are off (`retry_on = []`): what is tested is the one fresh try
+    // on the same member that a reused connection closed without a byte of answer gets.
+    let member = Scripted::start().await;
+    let proxy = drover(&config(&member));
+    let addr = proxy.addr();
+    let mut client = connect(addr).await;
+    let r = send(&mut client, request(addr, "GET", "/cl")).await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "hello"));
+    assert_eq!(member.accepted(), 1);
+    // GET, HEAD and DELETE may be repeated: each is sent again on a new connection, which
+    // answers.
+    for (method, connections) in [("GET", 2), ("HEAD", 3), ("DELETE", 4)] {
+        let r = send(&mut client, request(addr, method, "/drop-if-reused")).await;
+        assert_eq!(r.status, 200, "{method}: {}", r.text());
+        // One new connection per dropped request.
+        assert_eq!(member.accepted(), connections, "{method}");
+    }
+    // A POST is not repeated, even without a body: the member may have acted on it.
+    let r = send(&mut client, request(addr, "POST", "/drop-if-reused")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("failed before answering"), "{}", r.text());
+    assert_eq!(member.accepted(), 4, "not sent again");
 }
 
 #[tokio::test]

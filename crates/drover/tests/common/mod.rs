@@ -499,6 +499,9 @@ impl Load {
                         Ok(r) => {
                             failed.fetch_add(1, Ordering::Relaxed);
                             errors.push(format!("{}: {}", r.status, r.text()));
+                            if r.headers.get("connection").is_some_and(|v| v == "close") {
+                                sender = None;
+                            }
                         }
                         Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
