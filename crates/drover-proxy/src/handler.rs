@@ -772,8 +772,8 @@ async fn attempt_raw(
             Ok(Err(e)) => {
                 // The member closed a pooled connection as the request went out (its keep-alive
                 // timeout raced the reuse): nothing was answered, so a request that may be
-                // repeated gets one fresh try on the same member, as nginx does with a cached
-                // connection.
+                // repeated gets one more try on the same member, as nginx does with a cached
+                // connection (on another idle connection if the pool has one, else a new one).
                 if reused
                     && !fresh_try
                     && matches!(e, HeadError::Unanswered(_))
