@@ -19,6 +19,7 @@ const LISTENER_KEYS: &[&str] = &[
     "farm",
     "route",
     "idle_timeout",
+    "defer_accept",
     "max_header_bytes",
     "max_headers",
     "max_uri_bytes",
@@ -200,6 +201,7 @@ fn listener(
         idle_timeout: t
             .positive_duration(ctx, "idle_timeout")
             .unwrap_or(DEFAULT_IDLE),
+        defer_accept: t.bool(ctx, "defer_accept").unwrap_or(true),
         trusted_proxies,
         forwarding,
         access_log: access_log(ctx, t),

@@ -192,6 +192,10 @@ pub struct Listener {
     /// `idle_timeout`: a client connection with no request running or started and nothing
     /// written to it for this long is closed (see `drover-proxy/src/idle.rs`). Default 60s.
     pub idle_timeout: Duration,
+    /// `defer_accept`: the kernel hands a connection over only once its first bytes arrived
+    /// (Linux `TCP_DEFER_ACCEPT`, nginx's `deferred`, HAProxy's `defer-accept`); a client that
+    /// sends nothing is handed over after about a second anyway. Default true.
+    pub defer_accept: bool,
     /// `trusted_proxies`: CIDRs whose `X-Forwarded-*`/`Forwarded` headers are kept and appended
     /// to; from anyone else they are removed and replaced. Default: none trusted.
     pub trusted_proxies: Vec<Cidr>,

@@ -138,11 +138,13 @@ impl Proxy {
                 let given_count = given.len();
                 for (i, socket) in given.into_iter().enumerate() {
                     socket.set_nonblocking(true).map_err(bind_err)?;
+                    defer_accept(&socket, listener.defer_accept).map_err(bind_err)?;
                     sockets[i % threads].push((li, socket));
                 }
                 let mut actual = *addr;
                 for worker in sockets.iter_mut().skip(given_count) {
                     let socket = bind(actual).map_err(bind_err)?;
+                    defer_accept(&socket, listener.defer_accept).map_err(bind_err)?;
                     // Port 0: every worker binds the port the first one was given.
                     actual = socket.local_addr().map_err(bind_err)?;
                     worker.push((li, socket));
@@ -399,6 +401,36 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+/// A listener's `defer_accept`: with it, the kernel queues a connection for `accept` only once
+/// its first bytes have arrived (or after about a second: the value is in seconds, and Linux
+/// hands the connection over at the first retransmitted SYN-ACK's ACK past it), as nginx's
+/// `deferred` and HAProxy's `defer-accept` do. A connection accepted with its request already
+/// there is answered without waiting on epoll: no registration, no wakeup (lazy.rs). Set on
+/// taken over sockets too, so a binary upgrade applies a changed setting.
+fn defer_accept(socket: &std::net::TcpListener, on: bool) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let secs: libc::c_int = on.into();
+        // SAFETY: a valid socket descriptor, and a pointer to a c_int with its true size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                std::ptr::from_ref(&secs).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, on);
+    Ok(())
 }
 
 /// Counts a worker's open client connections, so shutdown can wait for them.

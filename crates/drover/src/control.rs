@@ -205,6 +205,13 @@ fn compare(old: &Config, new: &Config) -> Result<Vec<String>, ControlError> {
                 a.name
             ));
         }
+        if a.defer_accept != b.defer_accept {
+            not_applied.push(format!(
+                "listener {:?}: defer_accept (a setting of the listening socket: needs a binary \
+                 upgrade, kill -USR2, docs/upgrade.md)",
+                a.name
+            ));
+        }
         if a.trusted_proxies != b.trusted_proxies {
             not_applied.push(format!(
                 "listener {:?}: trusted_proxies (needs a restart)",

@@ -166,3 +166,85 @@ async fn host_must_be_single_valid_and_present_in_http_1_1() {
         "absolute-form: the target's authority is the Host: {body}"
     );
 }
+
+/// The listening sockets of this process bound to `addr` (drover runs in the test's process):
+/// each one's `TCP_DEFER_ACCEPT` value.
+fn defer_accept_of(addr: std::net::SocketAddr) -> Vec<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else {
+            continue;
+        };
+        // SAFETY: borrowed for the duration of this loop body only; the fd may be any kind,
+        // socket2 reports an error for what is not a socket.
+        let sock = std::mem::ManuallyDrop::new(unsafe {
+            <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        });
+        let listening = sock.is_listener().unwrap_or(false);
+        let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+        if !listening || local != Some(addr) {
+            continue;
+        }
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a listening socket, a c_int and its size.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        found.push(value);
+    }
+    found
+}
+
+#[tokio::test]
+async fn listening_sockets_defer_accept_unless_turned_off() {
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let on = drover(&config(&m));
+    let defers = defer_accept_of(on.addr());
+    assert!(
+        !defers.is_empty(),
+        "no listening socket found for {}",
+        on.addr()
+    );
+    assert!(defers.iter().all(|&v| v > 0), "default on: {defers:?}");
+    // A client that connects first and speaks later is served.
+    let (head, _) = raw_exchange(
+        on.addr(),
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let off =
+        drover(&config(&m).replace("farm = \"app\"\n", "farm = \"app\"\ndefer_accept = false\n"));
+    let defers = defer_accept_of(off.addr());
+    assert!(
+        !defers.is_empty(),
+        "no listening socket found for {}",
+        off.addr()
+    );
+    assert!(defers.iter().all(|&v| v == 0), "turned off: {defers:?}");
+}
+
+#[tokio::test]
+async fn a_silent_client_is_still_closed_with_defer_accept() {
+    // The kernel holds a client that sends nothing for about a second, then hands it over
+    // anyway; the idle timeout closes it from there. It does not sit in the kernel for ever.
+    let m = TestMember::start(MemberConfig::new("m")).await.unwrap();
+    let proxy = drover(&idle_config(&m));
+    let mut silent = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let took = closed_after(&mut silent).await;
+    assert!(
+        took >= std::time::Duration::from_millis(300),
+        "closed after {took:?}"
+    );
+    assert_eq!(m.requests(), 0);
+}
