@@ -4,7 +4,9 @@
 //! `epoll_ctl` calls per connection. A client that sends its request with the connect and closes
 //! after the answer (`Connection: close`, one request per connection) never has to wait on its
 //! socket: the request is there when the connection is accepted, the answer fits the socket
-//! buffer. HAProxy serves such a connection without touching epoll; so does drover now. A
+//! buffer (the listener's `defer_accept`, on by default, has the kernel wait for the request before
+//! it hands the connection over, so the first read finds it). HAProxy serves such a connection
+//! without touching epoll; so does drover now. A
 //! [`LazyStream`] reads and writes the plain socket until a call would block, and only then
 //! registers it with tokio (edge-triggered epoll reports readiness that arrived in between at
 //! registration, so nothing is missed). Keep-alive connections register at their first wait, as
