@@ -22,16 +22,18 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use http_body::SizeHint;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::batch::{Outbox, Peer};
 use crate::pool::Release;
 
 /// Most headers in a member's response head (hyper's default).
@@ -48,16 +50,26 @@ pub struct RawConn {
     stream: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
+    /// The request head waits here until the end of the worker's round (batch.rs).
+    outbox: Arc<Outbox>,
     _release: Release,
+}
+
+impl Drop for RawConn {
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
 }
 
 impl RawConn {
     /// Boxed: it moves between the pool and a response body, so moves stay pointer-sized.
     pub(crate) fn new(stream: TcpStream, release: Release) -> Box<Self> {
+        let outbox = Outbox::new(stream.as_raw_fd(), Peer::Member);
         Box::new(RawConn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
             out: Vec::new(),
+            outbox,
             _release: release,
         })
     }
@@ -71,6 +83,7 @@ impl RawConn {
         // socket) is registered here; dropping the old stream takes the first off its loop.
         let fd = self.stream.as_fd().try_clone_to_owned()?;
         self.stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+        self.outbox.set_fd(self.stream.as_raw_fd());
         Ok(())
     }
 
@@ -91,10 +104,26 @@ impl RawConn {
 
     /// Writes the request head. An error means the member did not get a whole request: for a
     /// request without a body, nothing was acted on.
+    ///
+    /// Deferred to the end of the worker's round when it can be (batch.rs): then a send that
+    /// fails is reported by [`RawConn::read_head`], as [`HeadError::NotSent`].
     pub async fn send(&mut self, head: &http::request::Parts) -> io::Result<()> {
         self.out.clear();
         encode(head, &mut self.out);
+        let deferred =
+            std::future::poll_fn(|cx| Poll::Ready(self.outbox.defer(&self.out, cx.waker()))).await;
+        if deferred {
+            return Ok(());
+        }
+        std::future::poll_fn(|cx| self.poll_drain(cx)).await?;
         self.stream.write_all(&self.out).await
+    }
+
+    /// Writes what the flusher left of the request (or reports a send that failed).
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream = &mut self.stream;
+        self.outbox
+            .drain(|buf| Pin::new(&mut *stream).poll_write(cx, buf))
     }
 
     /// Reads the response head to the request just sent (`head`: it was a HEAD request).
@@ -111,7 +140,23 @@ impl RawConn {
                     Parsed::Partial => {}
                 }
             }
-            match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
+            let filled = std::future::poll_fn(|cx| {
+                // The request, if the flusher could not send all of it, goes out first.
+                if self.outbox.needs_owner()
+                    && let Poll::Ready(Err(e)) = self.poll_drain(cx)
+                {
+                    return Poll::Ready(Err(Err(e)));
+                }
+                self.poll_fill(cx).map_err(Ok)
+            })
+            .await;
+            // Err(Err(_)): the request did not go out; Err(Ok(_)): reading the answer failed.
+            let filled = match filled {
+                Ok(n) => Ok(n),
+                Err(Err(e)) => return Err(HeadError::NotSent(e)),
+                Err(Ok(e)) => Err(e),
+            };
+            match filled {
                 Ok(0) if !received => return Err(HeadError::Unanswered(None)),
                 Ok(0) => return Err(HeadError::Closed),
                 Ok(_) => received = true,
@@ -139,6 +184,9 @@ pub enum HeadError {
     /// The member closed (or reset) the connection without sending a byte: on a pooled
     /// connection, most likely its keep-alive timeout closing it as the request went out.
     Unanswered(Option<io::Error>),
+    /// The request (deferred by [`RawConn::send`]) could not be sent: the member got none of it
+    /// or part of it, and acted on nothing.
+    NotSent(io::Error),
     /// The member closed the connection in the middle of a head.
     Closed,
     Io(io::Error),
@@ -151,6 +199,7 @@ impl std::fmt::Display for HeadError {
         match self {
             HeadError::Unanswered(None) => f.write_str("connection closed before any answer"),
             HeadError::Unanswered(Some(e)) => write!(f, "connection reset before any answer: {e}"),
+            HeadError::NotSent(e) => write!(f, "request not sent: {e}"),
             HeadError::Closed => f.write_str("connection closed in the middle of a response head"),
             HeadError::Io(e) => write!(f, "{e}"),
             HeadError::Invalid(why) => f.write_str(why),

@@ -769,6 +769,15 @@ async fn attempt_raw(
         }
         match timeout_at(limit, conn.read_head(head_request)).await {
             Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+            // The deferred request could not be sent (batch.rs): as a failed send above.
+            Ok(Err(HeadError::NotSent(e))) => {
+                if reused && !fresh_try {
+                    fresh_try = true;
+                    continue;
+                }
+                tracing::debug!(member = up.member.name(), error = %e, reused, "request not sent");
+                return Attempt::NotSent(Failure::Connect, Request::from_parts(head, body));
+            }
             Ok(Err(e)) => {
                 // The member closed a pooled connection as the request went out (its keep-alive
                 // timeout raced the reuse): nothing was answered, so a request that may be

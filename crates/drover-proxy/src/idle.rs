@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::batch::{Outbox, Peer};
 use crate::lazy::LazyStream;
 
 /// What a connection has been doing. Written by its own worker thread only; atomics because the
@@ -84,14 +85,34 @@ pub async fn watch(activity: &Activity, timeout: Duration) {
 }
 
 /// The client's socket, counting writes into its connection's [`Activity`].
+/// Small writes go through its [`Outbox`] (see [`crate::batch`]).
 pub struct CountedIo {
     inner: LazyStream,
     conn: Arc<crate::handler::ConnCtx>,
+    outbox: Arc<Outbox>,
 }
 
 impl CountedIo {
     pub fn new(inner: LazyStream, conn: Arc<crate::handler::ConnCtx>) -> Self {
-        CountedIo { inner, conn }
+        let outbox = Outbox::new(inner.raw_fd(), Peer::Client);
+        CountedIo {
+            inner,
+            conn,
+            outbox,
+        }
+    }
+
+    /// Writes what the flusher left (or reports what it failed to send).
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let inner = &mut self.inner;
+        self.outbox
+            .drain(|buf| Pin::new(&mut *inner).poll_write(cx, buf))
+    }
+}
+
+impl Drop for CountedIo {
+    fn drop(&mut self) {
+        self.outbox.close();
     }
 }
 
@@ -101,7 +122,15 @@ impl AsyncRead for CountedIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        // Bytes the flusher could not send go out before the connection waits on its client
+        // (which may be waiting for them); registered for writability meanwhile.
+        if this.outbox.needs_owner()
+            && let Poll::Ready(Err(e)) = this.poll_drain(cx)
+        {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
@@ -112,6 +141,13 @@ impl AsyncWrite for CountedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.outbox.defer(buf, cx.waker()) {
+            if !buf.is_empty() {
+                this.conn.activity.wrote();
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::task::ready!(this.poll_drain(cx))?;
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r
             && n > 0
@@ -127,6 +163,7 @@ impl AsyncWrite for CountedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r
             && n > 0
@@ -140,11 +177,19 @@ impl AsyncWrite for CountedIo {
         self.inner.is_write_vectored()
     }
 
+    /// Deferred bytes count as flushed: the flusher sends them this round. Those it could not
+    /// send are written here.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if this.outbox.needs_owner() {
+            std::task::ready!(this.poll_drain(cx))?;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

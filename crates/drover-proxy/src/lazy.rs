@@ -52,6 +52,16 @@ impl LazyStream {
         }
     }
 
+    /// The socket's descriptor.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            LazyStream::Plain(Some(s)) => s.as_raw_fd(),
+            LazyStream::Registered(t) => t.as_raw_fd(),
+            LazyStream::Plain(None) => -1,
+        }
+    }
+
     fn plain(&self) -> Option<&StdStream> {
         match self {
             LazyStream::Plain(Some(s)) => Some(s),

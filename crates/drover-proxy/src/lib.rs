@@ -24,6 +24,9 @@
 //! 8. [`body`] streams the response back, returns the connection to the pool at end of body and
 //!    settles the member counters; [`upgrade`] splices WebSocket and other upgraded connections.
 //!
+//! Small writes to clients and members (answers, request heads) are sent together once per round
+//! of the worker's loop, by [`batch`].
+//!
 //! Warnings about members and farms go through [`loglimit`]: at most one a second per subject.
 //!
 //! Concurrency model: a worker's tasks never leave its thread, so each worker has its own idle
@@ -36,6 +39,7 @@
 //! failures, bytes, latency EWMA, open connections).
 
 pub mod access_log;
+pub mod batch;
 pub mod body;
 pub mod error;
 pub mod forward;

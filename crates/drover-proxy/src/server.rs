@@ -463,6 +463,8 @@ async fn run_worker(
     grace: Duration,
 ) {
     let live = Arc::new(Live::default());
+    // Sends this worker's small writes together, once per round (batch.rs).
+    tokio::spawn(crate::batch::flusher());
     let mut accepts = Vec::new();
     for (li, socket) in sockets {
         // SAFETY: the AsyncFd owns the socket: its descriptor stays open, and the same, until

@@ -2,6 +2,7 @@
 //! in front of real test members, all on 127.0.0.1 ports chosen by the kernel, spoken to over
 //! HTTP. Waits are deadline polls; load loops are bounded in count.
 
+mod batch;
 mod common;
 mod failures;
 mod forwarding;
