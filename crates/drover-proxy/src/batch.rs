@@ -95,9 +95,9 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes `data` to be sent at the end of the round. False: write it yourself, after
-    /// [`Outbox::take_pending`]'s bytes (too large, too much waiting, the flusher blocked or
-    /// failed, or no flusher on this thread).
+    /// Takes `data` to be sent at the end of the round. False: write it yourself, after what
+    /// waits ([`Outbox::drain`]): too large, too much waiting, the flusher blocked or failed, or
+    /// no flusher on this thread.
     pub fn defer(self: &Arc<Self>, data: &[u8], waker: &Waker) -> bool {
         if data.len() > MAX_DEFER {
             return false;
@@ -139,11 +139,6 @@ impl Outbox {
     pub fn needs_owner(&self) -> bool {
         let st = self.lock();
         st.blocked || st.failed.is_some()
-    }
-
-    /// A failed send, once.
-    pub fn take_failure(&self) -> Option<io::Error> {
-        self.lock().failed.take()
     }
 
     /// Writes what waits with `write` (the owner's registered socket), until it is all out,

@@ -89,7 +89,12 @@ impl RawConn {
 
     /// Whether the member closed this idle connection (or sent something nobody asked for).
     /// Costs no system call unless the socket became readable since the last response.
+    /// A connection whose last request did not all go out (the member answered before it had
+    /// it) counts as closed too: what is left of that request must not precede the next one.
     pub fn is_closed(&self) -> bool {
+        if self.outbox.needs_owner() {
+            return true;
+        }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.stream.poll_read_ready(&mut cx) {
             Poll::Pending => false,
