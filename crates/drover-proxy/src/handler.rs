@@ -753,24 +753,17 @@ async fn attempt_raw(
             Err(f) => return Attempt::NotSent(f, Request::from_parts(head, body)),
         };
         exchange.get_or_insert_with(|| Exchange::start(Arc::clone(up), ctx.worker));
-        match timeout_at(limit, conn.send(&head)).await {
+        // A send that fails, now or when the deferred head goes out (batch.rs), is NotSent.
+        let answer = match timeout_at(limit, conn.send(&head)).await {
             Err(_) => return timed_out(up, sent, deadlines, on_timeout),
-            Ok(Err(e)) => {
+            Ok(Err(e)) => Ok(Err(HeadError::NotSent(e))),
+            Ok(Ok(())) => timeout_at(limit, conn.read_head(head_request)).await,
+        };
+        match answer {
+            Err(_) => return timed_out(up, sent, deadlines, on_timeout),
+            Ok(Err(HeadError::NotSent(e))) => {
                 // A pooled connection the member closed as it was lent: one fresh try on the
                 // same member, as with hyper's `ready()` in `attempt`.
-                if reused && !fresh_try {
-                    fresh_try = true;
-                    continue;
-                }
-                tracing::debug!(member = up.member.name(), error = %e, reused, "request not sent");
-                return Attempt::NotSent(Failure::Connect, Request::from_parts(head, body));
-            }
-            Ok(Ok(())) => {}
-        }
-        match timeout_at(limit, conn.read_head(head_request)).await {
-            Err(_) => return timed_out(up, sent, deadlines, on_timeout),
-            // The deferred request could not be sent (batch.rs): as a failed send above.
-            Ok(Err(HeadError::NotSent(e))) => {
                 if reused && !fresh_try {
                     fresh_try = true;
                     continue;
